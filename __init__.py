@@ -1,0 +1,39 @@
+"""ComfyUI Provenance: save nodes whose files carry how they were made.
+
+ComfyUI imports this file when the checkout sits in custom_nodes/ (under any directory name);
+`pip install -e .` makes the same tree importable as `comfyui_provenance`. Nothing heavy happens
+at import: node classes, and with them ComfyUI's own modules, load only when ComfyUI asks.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from typing import Any
+
+__version__ = "0.1.0"
+
+WEB_DIRECTORY = "./web"
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def comfy_entrypoint() -> Any:
+    """V3 entry point: ComfyUI calls it when the module has no NODE_CLASS_MAPPINGS."""
+    from .nodes.extension import ProvenanceExtension
+
+    return ProvenanceExtension()
+
+
+# A ComfyUI old enough to lack comfy_api only knows the V1 mappings. Defining them anywhere
+# else would hide the V3 entry point, because ComfyUI's loader prefers NODE_CLASS_MAPPINGS.
+if not _has_module("comfy_api") and _has_module("folder_paths"):
+    from .nodes.v1 import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+    __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+else:
+    __all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]

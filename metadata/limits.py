@@ -1,0 +1,36 @@
+"""Every size limit the writers and readers obey, in one place, with where each comes from."""
+
+from __future__ import annotations
+
+KIB = 1024
+MIB = 1024 * KIB
+
+# JPEG: a marker segment's 16-bit length counts itself, so at most 65,533 payload bytes
+# (Pillow's MAX_BYTES_IN_MARKER). APP1 Exif carries "Exif\0\0" before the TIFF structure.
+JPEG_SEGMENT_PAYLOAD_MAX = 65_533
+JPEG_EXIF_TIFF_MAX = JPEG_SEGMENT_PAYLOAD_MAX - len(b"Exif\x00\x00")
+# APP1 XMP starts with the 29-byte namespace "http://ns.adobe.com/xap/1.0/\0"; Pillow refuses more.
+JPEG_XMP_PACKET_MAX = 65_504
+
+# PNG: Pillow refuses compressed text (zTXt, compressed iTXt) that inflates beyond 1 MiB
+# (PngImagePlugin.MAX_TEXT_CHUNK) and all text chunks together beyond 64 MiB (MAX_TEXT_MEMORY).
+PNG_COMPRESSED_TEXT_MAX = 1 * MIB
+PNG_TEXT_TOTAL_MAX = 64 * MIB
+# Leave room for chunk headers and for text Pillow counts that we do not write ourselves.
+PNG_TEXT_TOTAL_BUDGET = PNG_TEXT_TOTAL_MAX - 1 * MIB
+# The record chunk is zlib-compressed from this size on; smaller ones stay readable as plain text.
+PNG_RECORD_COMPRESS_FROM = 4 * KIB
+
+# WEBP: RIFF chunk sizes are 32-bit; keep the EXIF and XMP chunks well inside what readers load.
+WEBP_CHUNK_MAX = 256 * MIB
+
+# XMP free-text fields (description, AI prompt) are summaries; the record keeps the full text.
+XMP_TEXT_FIELD_MAX = 32 * KIB
+
+# Readers: never load a metadata chunk, segment or sidecar bigger than this.
+READ_CHUNK_MAX = 256 * MIB
+READ_SIDECAR_MAX = 256 * MIB
+# Readers: inflate compressed text no further than Pillow does (a decompression bomb stops here).
+READ_DECOMPRESS_MAX = PNG_COMPRESSED_TEXT_MAX
+# Readers: an XMP packet bigger than this is refused before parsing.
+READ_XMP_MAX = 64 * MIB

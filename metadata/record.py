@@ -1,0 +1,230 @@
+"""The canonical, versioned provenance record: the one truth every writer serializes.
+
+Its JSON paths are a public contract (users' scripts read them): keys are never renamed, and a
+field that is unknown is present as null rather than missing. Keys a newer version adds are kept
+on read and written back untouched, so an older reader never drops what it does not know.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
+
+SCHEMA_ID = "comfyui-provenance/1"
+GENERATOR_NAME = "ComfyUI Provenance"
+
+TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+COMPOSITE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+
+T = TypeVar("T", bound="_Node")
+
+
+class _Node:
+    """Dict conversion shared by every record part; unknown keys survive in `other`."""
+
+    other: dict[str, Any]
+    _hints: ClassVar[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if f.name != "other":
+                out[f.name] = _dump(getattr(self, f.name))
+        out.update(self.other)
+        return out
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any] | None) -> T:
+        data = dict(data or {})
+        hints = _hints_of(cls)
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name != "other" and f.name in data:
+                kwargs[f.name] = _load(hints[f.name], data.pop(f.name))
+        return cls(**kwargs, other=data)
+
+
+def _hints_of(cls: type) -> dict[str, Any]:
+    cached = cls.__dict__.get("_hints_cache")
+    if cached is None:
+        cached = get_type_hints(cls)
+        setattr(cls, "_hints_cache", cached)  # noqa: B010 - class-level cache, not a field
+    return cached  # type: ignore[no-any-return]
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, _Node):
+        return value.to_dict()
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
+    return value
+
+
+def _load(hint: Any, value: Any) -> Any:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        nodes = [a for a in get_args(hint) if isinstance(a, type) and issubclass(a, _Node)]
+        if nodes and isinstance(value, dict):
+            return nodes[0].from_dict(value)
+        return value
+    if isinstance(hint, type) and issubclass(hint, _Node):
+        return hint.from_dict(value if isinstance(value, dict) else {})
+    if origin is list and isinstance(value, list):
+        (item,) = get_args(hint)
+        if isinstance(item, type) and issubclass(item, _Node):
+            return [item.from_dict(v) if isinstance(v, dict) else v for v in value]
+    return value
+
+
+@dataclass
+class Generation(_Node):
+    """The base generation stage, as A1111 reports it."""
+
+    positive: str | None = None
+    negative: str | None = None
+    seed: int | None = None
+    steps: int | None = None
+    cfg: float | None = None
+    sampler: str | None = None
+    scheduler: str | None = None
+    denoise: float | None = None
+    width: int | None = None
+    height: int | None = None
+    guidance: float | None = None
+    batch_size: int | None = None
+    other: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Pass(_Node):
+    """One sampler stage; `node_id` is the API-prompt id of the sampler node."""
+
+    node_id: str = ""
+    class_type: str | None = None
+    seed: int | None = None
+    steps: int | None = None
+    cfg: float | None = None
+    sampler: str | None = None
+    scheduler: str | None = None
+    denoise: float | None = None
+    start_step: int | None = None
+    end_step: int | None = None
+    positive: str | None = None
+    negative: str | None = None
+    model: str | None = None
+    width: int | None = None
+    height: int | None = None
+    other: dict[str, Any] = field(default_factory=dict)
+
+
+
+@dataclass
+class Model(_Node):
+    """A model file the output depends on: checkpoint, unet, clip, vae, lora, embedding, ..."""
+
+    role: str = "unknown"
+    name: str = ""
+    node_id: str | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
+    strength_model: float | None = None
+    strength_clip: float | None = None
+    other: dict[str, Any] = field(default_factory=dict)
+
+
+
+@dataclass
+class Image(_Node):
+    """The saved pixels: what the file itself holds."""
+
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    batch_index: int | None = None
+    batch_size: int | None = None
+    filename: str | None = None
+    other: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Placement(_Node):
+    """Where one target went: written in place, moved to a sidecar, omitted, or failed."""
+
+    target: str = ""
+    location: str = ""
+    status: str = "written"
+    reason: str | None = None
+    other: dict[str, Any] = field(default_factory=dict)
+
+
+
+@dataclass
+class Generator(_Node):
+    name: str = GENERATOR_NAME
+    version: str | None = None
+    other: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Provenance(_Node):
+    """How the record was captured and how it was embedded."""
+
+    capture_mode: str = "parser"
+    created: str | None = None
+    generator: Generator = field(default_factory=Generator)
+    comfyui_version: str | None = None
+    prompt_id: str | None = None
+    save_node_id: str | None = None
+    digital_source_type: str = TRAINED
+    field_sources: dict[str, str] = field(default_factory=dict)
+    embedding: list[Placement] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    other: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Record(_Node):
+    """The whole record; `prompt` is ComfyUI's API graph and `workflow` its UI graph."""
+
+    schema: str = SCHEMA_ID
+    generation: Generation = field(default_factory=Generation)
+    passes: list[Pass] = field(default_factory=list)
+    models: list[Model] = field(default_factory=list)
+    image: Image = field(default_factory=Image)
+    provenance: Provenance = field(default_factory=Provenance)
+    prompt: dict[str, Any] | None = None
+    workflow: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    other: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """Compact ASCII JSON (safe for PNG tEXt, EXIF ASCII and XML alike)."""
+        separators = (",", ":") if indent is None else None
+        return json.dumps(self.to_dict(), indent=indent, separators=separators, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Record:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("a provenance record is a JSON object")
+        return cls.from_dict(data)
+
+    def loras(self) -> list[Model]:
+        return [m for m in self.models if m.role == "lora"]
+
+    def first_model(self, *roles: str) -> Model | None:
+        return next((m for r in roles for m in self.models if m.role == r), None)
+
+    def warn(self, message: str) -> None:
+        if message not in self.provenance.warnings:
+            self.provenance.warnings.append(message)
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp with a Z suffix, to the second."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
