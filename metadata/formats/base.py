@@ -1,0 +1,135 @@
+"""What every container format shares: targets, payloads, placement plans, the format registry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+from ..record import Placement, Record
+
+# Targets a user can switch on and off, each a different audience.
+A1111 = "a1111"  # A1111/Forge/Civitai infotext: PNG `parameters`, EXIF UserComment
+COMFYUI = "comfyui"  # ComfyUI's prompt/workflow, so drag-and-drop reloads the graph
+RECORD = "record"  # the canonical JSON record, embedded
+XMP = "xmp"  # XMP/IPTC for photo tools and DAMs
+SIDECAR_JSON = "sidecar_json"  # <image>.json, the full record
+SIDECAR_XMP = "sidecar_xmp"  # <image>.xmp, the XMP packet
+SIDECAR_TXT = "sidecar_txt"  # <image>.txt, the infotext
+TARGETS = (A1111, COMFYUI, RECORD, XMP, SIDECAR_JSON, SIDECAR_XMP, SIDECAR_TXT)
+DEFAULT_TARGETS = frozenset({A1111, COMFYUI, RECORD, XMP})
+
+# Record keys that may live elsewhere in the same file (ComfyUI's own chunks) or in the sidecar.
+GRAPH_KEYS = ("prompt", "workflow")
+
+
+@dataclass
+class Payloads:
+    """The bytes-to-be of each target, built once from the final record."""
+
+    record: Record
+    infotext: str | None = None
+    # ComfyUI's chunks in core's order: ("prompt", json) then every extra_pnginfo key.
+    comfy: list[tuple[str, str]] = field(default_factory=list)
+    xmp: bytes | None = None
+
+
+@dataclass
+class Plan:
+    """Where a format puts each payload; what it cannot hold goes to a sidecar."""
+
+    placements: list[Placement] = field(default_factory=list)
+    # Record keys the embedded record leaves out, with where a reader finds them instead.
+    record_refs: dict[str, str] = field(default_factory=dict)
+    needs_sidecar_json: bool = False
+    needs_sidecar_txt: bool = False
+    needs_sidecar_xmp: bool = False
+
+    def place(self, target: str, location: str, status: str = "written", reason: str | None = None) -> None:
+        self.placements.append(Placement(target=target, location=location, status=status, reason=reason))
+
+    def move(self, target: str, sidecar: str, reason: str) -> None:
+        self.place(target, sidecar, "moved", reason)
+        if sidecar == "sidecar:json":
+            self.needs_sidecar_json = True
+        elif sidecar == "sidecar:txt":
+            self.needs_sidecar_txt = True
+        elif sidecar == "sidecar:xmp":
+            self.needs_sidecar_xmp = True
+
+
+@dataclass
+class Embedded:
+    """What a reader found in a file, raw: each field None when absent."""
+
+    format: str
+    record_json: str | None = None
+    infotext: str | None = None
+    comfy: dict[str, str] = field(default_factory=dict)
+    xmp: bytes | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+def embedded_record_json(record: Record, refs: dict[str, str], *, stub: bool = False) -> str:
+    """The record as embedded: keys stored elsewhere become null and are listed under `$refs`.
+
+    A stub keeps only what identifies the record and points at the sidecar holding the rest.
+    """
+    data = record.to_dict()
+    if stub:
+        data = {"schema": data["schema"], "provenance": data["provenance"], "$refs": {"*": "sidecar:json"}}
+    else:
+        for key, location in refs.items():
+            data[key] = None
+        if refs:
+            data["$refs"] = dict(refs)
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+
+class Format(Protocol):
+    """A container: writes pixels plus planned payloads in one encode, and reads them back."""
+
+    name: str
+    extensions: tuple[str, ...]
+    mime: str
+
+    def plan(self, payloads: Payloads, targets: frozenset[str]) -> Plan: ...
+
+    def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None: ...
+
+    def encode_core(self, image: Any, payloads: Payloads, options: Any, fp: BinaryIO) -> None: ...
+
+    def sniff(self, head: bytes) -> bool: ...
+
+    def read(self, fp: BinaryIO) -> Embedded: ...
+
+
+FORMATS: dict[str, Format] = {}
+EXTENSIONS: dict[str, str] = {}
+
+
+def register(fmt: Format) -> Format:
+    FORMATS[fmt.name] = fmt
+    for ext in fmt.extensions:
+        EXTENSIONS[ext] = fmt.name
+    return fmt
+
+
+def by_name(name: str) -> Format:
+    from . import jpeg, png, webp  # noqa: F401 - importing registers them
+
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}; allowed: {', '.join(sorted(FORMATS))}") from None
+
+
+def sniffers() -> list[Format]:
+    from . import jpeg, png, webp  # noqa: F401 - importing registers them
+
+    return list(FORMATS.values())
+
+
+Reader = Callable[[Embedded], Record | None]

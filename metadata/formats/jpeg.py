@@ -1,0 +1,168 @@
+"""JPEG: EXIF and XMP handed to the one and only encode, each within its 64 KiB segment.
+
+EXIF (exif.py layout) holds the infotext in UserComment, then ComfyUI's prompt and workflow in
+IFD0 while they fit; XMP holds the IPTC fields and the record. What does not fit moves to the
+JSON sidecar, and the parts that did fit say where (research/readers.md §5, standards.md §2.4).
+There is never a second lossy encode and never a COM segment (sd-prompt-reader takes COM for
+Fooocus JSON and fails).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, BinaryIO
+
+from ..errors import ReadError
+from ..limits import JPEG_EXIF_TIFF_MAX, JPEG_XMP_PACKET_MAX, READ_CHUNK_MAX
+from . import exif, xmp
+from .base import A1111, COMFYUI, GRAPH_KEYS, RECORD, XMP, Embedded, Payloads, Plan, embedded_record_json, register
+
+XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\x00"
+EXIF_HEADER = b"Exif\x00\x00"
+SIDECAR_NOTE = "sidecar:json"
+# XMP text fields shrink until the packet fits; the record keeps the full text.
+XMP_TEXT_STEPS = (8 * 1024, 2 * 1024, 256)
+
+
+def exif_content(payloads: Payloads, plan: Plan) -> exif.ExifContent:
+    """The EXIF the plan decided on, for JPEG and WEBP alike."""
+    written = {p.location for p in plan.placements if p.status == "written"}
+    content = exif.ExifContent(
+        software=_software(payloads), created=payloads.record.provenance.created,
+    )
+    if "exif:UserComment" in written:
+        content.user_comment = payloads.infotext
+    for key, text in payloads.comfy:
+        if f"exif:{key}" in written:
+            content.comfy[key] = text
+    return content
+
+
+def _software(payloads: Payloads) -> str:
+    gen = payloads.record.provenance.generator
+    return f"{gen.name} {gen.version or ''}".strip()
+
+
+def xmp_packet(payloads: Payloads, plan: Plan, limit: int | None) -> bytes:
+    """The embedded XMP: the record inline when it fits `limit`, else a pointer to the sidecar."""
+    record = payloads.record
+    wants_record = any(p.target == RECORD and p.status == "written" for p in plan.placements)
+    if wants_record:
+        packet = xmp.build(record, record_json=embedded_record_json(record, plan.record_refs))
+        if limit is None or len(packet) <= limit:
+            return packet
+    stub = embedded_record_json(record, {}, stub=True) if wants_record or plan.needs_sidecar_json else None
+    for text_limit in XMP_TEXT_STEPS:
+        packet = xmp.build(record, record_json=stub, sidecar=SIDECAR_NOTE, text_limit=text_limit)
+        if limit is None or len(packet) <= limit:
+            return packet
+    return xmp.build(record, sidecar=SIDECAR_NOTE, text_limit=0)
+
+
+def plan_exif(payloads: Payloads, targets: frozenset[str], plan: Plan, limit: int) -> None:
+    """Fill UserComment, then prompt, then workflow, while the EXIF block stays under `limit`."""
+    content = exif.ExifContent(software=_software(payloads), created=payloads.record.provenance.created)
+    if A1111 in targets and payloads.infotext is not None:
+        content.user_comment = payloads.infotext
+        if len(exif.build(content)) <= limit:
+            plan.place(A1111, "exif:UserComment")
+        else:
+            content.user_comment = None
+            plan.move(A1111, "sidecar:txt", f"infotext exceeds the {limit:,}-byte EXIF limit")
+            plan.move(A1111, "sidecar:json", "the record keeps the full prompts")
+    if COMFYUI in targets:
+        for key, text in sorted(payloads.comfy, key=lambda kv: kv[0] != "prompt"):
+            content.comfy[key] = text
+            if len(exif.build(content)) <= limit:
+                plan.place(COMFYUI, f"exif:{key}")
+                if key in GRAPH_KEYS:
+                    plan.record_refs[key] = f"exif:{key}"
+            else:
+                del content.comfy[key]
+                plan.move(COMFYUI, SIDECAR_NOTE, f"{key} ({len(text):,} bytes) exceeds the {limit:,}-byte EXIF limit")
+
+
+class JpegFormat:
+    name = "jpeg"
+    extensions = (".jpg", ".jpeg")
+    mime = "image/jpeg"
+
+    def plan(self, payloads: Payloads, targets: frozenset[str]) -> Plan:
+        plan = Plan()
+        plan_exif(payloads, targets, plan, JPEG_EXIF_TIFF_MAX)
+        if RECORD in targets:
+            if XMP not in targets:
+                plan.move(RECORD, SIDECAR_NOTE, "JPEG holds the record only inside XMP, which is off")
+            else:
+                record_json = embedded_record_json(payloads.record, plan.record_refs)
+                trial = xmp.build(payloads.record, record_json=record_json)
+                if len(trial) + 8 * 1024 <= JPEG_XMP_PACKET_MAX:
+                    plan.place(RECORD, "xmp:cprov:Record")
+                else:
+                    plan.move(RECORD, SIDECAR_NOTE, f"record exceeds the {JPEG_XMP_PACKET_MAX:,}-byte XMP segment")
+        if XMP in targets:
+            plan.place(XMP, "jpeg:APP1:xmp")
+        return plan
+
+    def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
+        params: dict[str, Any] = {"quality": options.quality, "optimize": False}
+        tiff = exif.build(exif_content(payloads, plan))
+        if tiff:
+            params["exif"] = EXIF_HEADER + tiff
+        if any(p.target == XMP and p.status == "written" for p in plan.placements):
+            params["xmp"] = xmp_packet(payloads, plan, JPEG_XMP_PACKET_MAX)
+        image.convert("RGB").save(fp, format="JPEG", **params)
+
+    def encode_core(self, image: Any, payloads: Payloads, options: Any, fp: BinaryIO) -> None:
+        """ComfyUI core has no JPEG writer; pixels only is what it would have given."""
+        image.convert("RGB").save(fp, format="JPEG", quality=options.quality)
+
+    def sniff(self, head: bytes) -> bool:
+        return head.startswith(b"\xff\xd8\xff")
+
+    def read(self, fp: BinaryIO) -> Embedded:
+        found = Embedded(format=self.name)
+        for marker, data in _segments(fp):
+            if marker == 0xE1 and data.startswith(EXIF_HEADER):
+                content = exif.parse(data[len(EXIF_HEADER) :])
+                found.infotext = content.user_comment
+                found.comfy.update(content.comfy)
+            elif marker == 0xE1 and data.startswith(XMP_NAMESPACE):
+                found.xmp = data[len(XMP_NAMESPACE) :]
+            elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(data) >= 5:
+                found.height, found.width = struct.unpack(">HH", data[1:5])
+        return found
+
+
+def _segments(fp: BinaryIO) -> Any:
+    """Yield (marker, payload) for each header segment up to the scan; no pixel decoding."""
+    if fp.read(2) != b"\xff\xd8":
+        raise ReadError("not a JPEG file (no SOI marker)")
+    while True:
+        byte = fp.read(1)
+        if not byte:
+            raise ReadError("JPEG is truncated before its image data")
+        if byte != b"\xff":
+            raise ReadError("JPEG is damaged: a segment does not start with a marker")
+        while byte == b"\xff":
+            byte = fp.read(1)
+        if not byte:
+            raise ReadError("JPEG is truncated before its image data")
+        marker = byte[0]
+        if marker in (0xD9, 0xDA):  # EOI or start of scan: metadata ends here
+            return
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            continue
+        size = fp.read(2)
+        if len(size) < 2:
+            raise ReadError("JPEG is truncated inside a segment header")
+        length = struct.unpack(">H", size)[0] - 2
+        if length < 0 or length > READ_CHUNK_MAX:
+            raise ReadError(f"JPEG segment 0x{marker:02X} has an impossible length")
+        data = fp.read(length)
+        if len(data) < length:
+            raise ReadError(f"JPEG is truncated inside segment 0x{marker:02X}")
+        yield marker, data
+
+
+register(JpegFormat())

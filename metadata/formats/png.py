@@ -1,0 +1,188 @@
+"""PNG: text chunks as A1111, ComfyUI and photo tools expect them, plus the record in iTXt.
+
+Writer (research/readers.md §0): `parameters` via add_text (tEXt, or uncompressed iTXt when not
+Latin-1), `prompt`/`workflow` as tEXt with core's json.dumps (ASCII, so tEXt), the record in
+one iTXt `comfyui_provenance` chunk (zlib from 4 KiB on, never inflating beyond Pillow's 1 MiB
+cap), XMP in iTXt `XML:com.adobe.xmp`. All text stays within Pillow's 64 MiB text budget;
+what does not fit moves to a sidecar. Reader: a chunk walker that seeks over image data, so
+reading costs no pixel decoding; sizes and inflation are capped.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import Any, BinaryIO
+
+from PIL import PngImagePlugin
+
+from ..errors import ReadError
+from ..limits import (
+    PNG_COMPRESSED_TEXT_MAX,
+    PNG_RECORD_COMPRESS_FROM,
+    PNG_TEXT_TOTAL_BUDGET,
+    READ_CHUNK_MAX,
+    READ_DECOMPRESS_MAX,
+)
+from .base import A1111, COMFYUI, GRAPH_KEYS, RECORD, XMP, Embedded, Payloads, Plan, embedded_record_json, register
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RECORD_KEY = "comfyui_provenance"
+XMP_KEY = "XML:com.adobe.xmp"
+PARAMETERS_KEY = "parameters"
+# Placements leave this much room for the embedding list the record gains after planning.
+PLACEMENT_MARGIN = 8 * 1024
+
+
+def _text_location(key: str, text: str) -> str:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return f"png:iTXt:{key}"
+    return f"png:tEXt:{key}"
+
+
+class PngFormat:
+    name = "png"
+    extensions = (".png",)
+    mime = "image/png"
+
+    def plan(self, payloads: Payloads, targets: frozenset[str]) -> Plan:
+        plan = Plan()
+        used = 0
+        if COMFYUI in targets:
+            for key, text in payloads.comfy:
+                size = len(key) + 1 + len(text)
+                if used + size <= PNG_TEXT_TOTAL_BUDGET:
+                    used += size
+                    plan.place(COMFYUI, f"png:tEXt:{key}")
+                    if key in GRAPH_KEYS:
+                        plan.record_refs[key] = f"png:tEXt:{key}"
+                else:
+                    plan.move(COMFYUI, "sidecar:json", f"{key} ({size:,} bytes) exceeds the PNG text budget")
+        if A1111 in targets and payloads.infotext is not None:
+            size = len(payloads.infotext.encode("utf-8")) + len(PARAMETERS_KEY) + 1
+            if used + size <= PNG_TEXT_TOTAL_BUDGET:
+                used += size
+                plan.place(A1111, _text_location(PARAMETERS_KEY, payloads.infotext))
+            else:
+                plan.move(A1111, "sidecar:txt", f"infotext ({size:,} bytes) exceeds the PNG text budget")
+        if RECORD in targets:
+            size = len(embedded_record_json(payloads.record, plan.record_refs)) + PLACEMENT_MARGIN
+            if size <= PNG_COMPRESSED_TEXT_MAX and used + size <= PNG_TEXT_TOTAL_BUDGET:
+                used += size
+                plan.place(RECORD, f"png:iTXt:{RECORD_KEY}")
+            else:
+                plan.move(RECORD, "sidecar:json", f"record ({size:,} bytes) exceeds the 1 MiB compressed-text cap")
+        if XMP in targets and payloads.xmp is not None:
+            if used + len(payloads.xmp) <= PNG_TEXT_TOTAL_BUDGET:
+                plan.place(XMP, f"png:iTXt:{XMP_KEY}")
+            else:
+                plan.move(XMP, "sidecar:xmp", f"XMP ({len(payloads.xmp):,} bytes) exceeds the PNG text budget")
+        return plan
+
+    def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
+        info = PngImagePlugin.PngInfo()
+        written = {p.location for p in plan.placements if p.status == "written"}
+        for key, text in payloads.comfy:
+            if f"png:tEXt:{key}" in written:
+                info.add_text(key, text)
+        if payloads.infotext is not None and any(loc.endswith(f":{PARAMETERS_KEY}") for loc in written):
+            info.add_text(PARAMETERS_KEY, payloads.infotext)
+        if f"png:iTXt:{RECORD_KEY}" in written:
+            record_json = embedded_record_json(payloads.record, plan.record_refs)
+        elif any(p.target == RECORD and p.status == "moved" for p in plan.placements):
+            record_json = embedded_record_json(payloads.record, {}, stub=True)
+        else:
+            record_json = None
+        if record_json is not None:
+            info.add_itxt(RECORD_KEY, record_json, zip=len(record_json) >= PNG_RECORD_COMPRESS_FROM)
+        if payloads.xmp is not None and f"png:iTXt:{XMP_KEY}" in written:
+            info.add_itxt(XMP_KEY, payloads.xmp.decode("utf-8"), zip=False)
+        image.save(fp, format="PNG", pnginfo=info, compress_level=options.compress_level)
+
+    def encode_core(self, image: Any, payloads: Payloads, options: Any, fp: BinaryIO) -> None:
+        """What ComfyUI core writes: prompt and extra_pnginfo keys as tEXt, nothing else."""
+        info = PngImagePlugin.PngInfo()
+        for key, text in payloads.comfy:
+            info.add_text(key, text)
+        image.save(fp, format="PNG", pnginfo=info if payloads.comfy else None, compress_level=options.compress_level)
+
+    def sniff(self, head: bytes) -> bool:
+        return head.startswith(SIGNATURE)
+
+    def read(self, fp: BinaryIO) -> Embedded:
+        found = Embedded(format=self.name)
+        for ctype, data in _chunks(fp):
+            if ctype == b"IHDR" and len(data) >= 8:
+                found.width, found.height = struct.unpack(">II", data[:8])
+            elif ctype in (b"tEXt", b"zTXt", b"iTXt"):
+                key, text = _decode_text(ctype, data)
+                if key == RECORD_KEY:
+                    found.record_json = text
+                elif key == PARAMETERS_KEY:
+                    found.infotext = text
+                elif key == XMP_KEY:
+                    found.xmp = text.encode("utf-8")
+                elif key in ("prompt", "workflow"):
+                    found.comfy[key] = text
+        return found
+
+
+def _chunks(fp: BinaryIO) -> Any:
+    """Yield (type, data) for every chunk but image data, which is skipped unread."""
+    if fp.read(8) != SIGNATURE:
+        raise ReadError("not a PNG file (bad signature)")
+    while True:
+        header = fp.read(8)
+        if len(header) < 8:
+            raise ReadError("PNG is truncated: no IEND chunk")
+        length, ctype = struct.unpack(">I4s", header)
+        if length > READ_CHUNK_MAX:
+            raise ReadError(f"PNG chunk {ctype!r} claims {length:,} bytes, over the {READ_CHUNK_MAX:,}-byte limit")
+        if ctype in (b"IDAT", b"fdAT"):
+            fp.seek(length + 4, 1)
+            continue
+        data = fp.read(length)
+        crc = fp.read(4)
+        if len(data) < length or len(crc) < 4:
+            raise ReadError(f"PNG is truncated inside chunk {ctype!r}")
+        if ctype == b"IEND":
+            return
+        if struct.unpack(">I", crc)[0] != zlib.crc32(ctype + data):
+            raise ReadError(f"PNG chunk {ctype!r} fails its CRC check (file damaged)")
+        yield ctype, data
+
+
+def _inflate(data: bytes, what: str) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, READ_DECOMPRESS_MAX)
+    except zlib.error as err:
+        raise ReadError(f"PNG text chunk {what!r} is not valid zlib data: {err}") from err
+    if inflater.unconsumed_tail:
+        raise ReadError(
+            f"PNG text chunk {what!r} inflates beyond {READ_DECOMPRESS_MAX:,} bytes (decompression bomb refused)"
+        )
+    return out
+
+
+def _decode_text(ctype: bytes, data: bytes) -> tuple[str, str]:
+    key_bytes, sep, rest = data.partition(b"\x00")
+    if not sep:
+        raise ReadError(f"PNG {ctype.decode()} chunk has no keyword separator")
+    key = key_bytes.decode("latin-1")
+    if ctype == b"tEXt":
+        return key, rest.decode("latin-1")
+    if ctype == b"zTXt":
+        return key, _inflate(rest[1:], key).decode("latin-1")
+    if len(rest) < 2:
+        raise ReadError(f"PNG iTXt chunk {key!r} is truncated")
+    compressed, rest = rest[0], rest[2:]
+    _lang, _, rest = rest.partition(b"\x00")
+    _tkey, _, text = rest.partition(b"\x00")
+    raw = _inflate(text, key) if compressed else text
+    return key, raw.decode("utf-8", errors="replace")
+
+
+register(PngFormat())

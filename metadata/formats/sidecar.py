@@ -1,0 +1,73 @@
+"""Sidecars beside the image: <image>.json (record), <image>.xmp (XMP), <image>.txt (infotext).
+
+Named after the full image file name (`x.png.json`, the darktable/digiKam convention), so two
+images never share a sidecar; every write goes to a temporary file that is renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..errors import ReadError
+from ..limits import READ_SIDECAR_MAX
+from ..record import Record
+
+SUFFIXES = {"sidecar:json": ".json", "sidecar:xmp": ".xmp", "sidecar:txt": ".txt"}
+
+
+def path_for(image: Path, kind: str) -> Path:
+    return image.with_name(image.name + SUFFIXES[kind])
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Files get the permissions a plain open() would give them, not mkstemp's private 0600.
+FILE_MODE = 0o666 & ~_umask()
+
+
+def replace_with(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Let `write` fill a temporary file beside `path`, then rename it over `path` (atomic)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    replace_with(path, lambda handle: handle.write(data))
+
+
+def record_bytes(record: Record) -> bytes:
+    return json.dumps(record.to_dict(), indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def read_record(image: Path) -> Record | None:
+    """The JSON sidecar's record, or None when there is none."""
+    path = path_for(image, "sidecar:json")
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if size > READ_SIDECAR_MAX:
+        raise ReadError(f"{path.name} is {size:,} bytes, over the {READ_SIDECAR_MAX:,}-byte read limit")
+    try:
+        return Record.from_json(path.read_bytes())
+    except ValueError as err:
+        raise ReadError(f"{path.name} is not a provenance record: {err}") from err

@@ -1,0 +1,251 @@
+"""The save path shared by the node and the CLI: name, plan, write sidecars, encode once.
+
+For each image: claim a free file name (exclusive create, so concurrent saves never collide),
+build every target's payload from one record, let the format plan what fits where, write the
+sidecars, then encode the pixels with the planned metadata into a temporary file renamed over
+the claim. A failure in any metadata step logs one warning, lands in provenance.warnings, and
+the image is still written, at worst with what ComfyUI core would have written.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+
+from . import infotext
+from .capture import SaveContext, build_record, scrub, short
+from .formats import sidecar, xmp
+from .formats.base import (
+    A1111,
+    COMFYUI,
+    DEFAULT_TARGETS,
+    SIDECAR_JSON,
+    SIDECAR_TXT,
+    SIDECAR_XMP,
+    TARGETS,
+    Payloads,
+    Plan,
+    by_name,
+)
+from .record import Image, Record
+
+logger = logging.getLogger(__name__)
+
+FORMAT_ALIASES = {"jpg": "jpeg"}
+MAX_NAME_ATTEMPTS = 10_000
+
+
+@dataclass(frozen=True)
+class SaveOptions:
+    format: str = "png"
+    quality: int = 95
+    lossless: bool = False
+    compress_level: int = 4
+    targets: frozenset[str] = DEFAULT_TARGETS
+    disable_metadata: bool = False
+
+    def __post_init__(self) -> None:
+        fmt = FORMAT_ALIASES.get(self.format.lower(), self.format.lower())
+        object.__setattr__(self, "format", fmt)
+        by_name(fmt)  # raises ValueError listing the allowed formats
+        unknown = set(self.targets) - set(TARGETS)
+        if unknown:
+            raise ValueError(f"unknown targets {sorted(unknown)}; allowed: {', '.join(TARGETS)}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be 1..100, got {self.quality}")
+
+
+@dataclass
+class SavedFile:
+    path: Path
+    subfolder: str
+    record: Record | None
+    sidecars: list[Path] = field(default_factory=list)
+
+
+# (prefix, width, height) -> (folder, base file name, first counter, subfolder)
+Namer = Callable[[str, int, int], tuple[Path, str, int, str]]
+
+
+def default_namer(output_dir: Path) -> Namer:
+    """ComfyUI's get_save_image_path naming, without ComfyUI: `<prefix>_<counter:05>_.<ext>`."""
+
+    def name(prefix: str, width: int, height: int) -> tuple[Path, str, int, str]:
+        prefix = prefix.replace("%width%", str(width)).replace("%height%", str(height))
+        subfolder, _, base = prefix.replace("\\", "/").rpartition("/")
+        folder = (output_dir / subfolder).resolve()
+        if output_dir.resolve() not in (folder, *folder.parents):
+            raise ValueError(f"filename_prefix {prefix!r} points outside the output folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        pattern = re.compile(re.escape(base) + r"_(\d+)_?\.")
+        counters = [int(m.group(1)) for f in os.listdir(folder) if (m := pattern.match(f))]
+        return folder, base, max(counters, default=0) + 1, subfolder
+
+    return name
+
+
+def claim(folder: Path, base: str, counter: int, ext: str) -> Path:
+    """Create `<base>_<counter>_.<ext>` exclusively, moving the counter past taken names."""
+    for attempt in range(MAX_NAME_ATTEMPTS):
+        path = folder / f"{base}_{counter + attempt:05}_{ext}"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        return path
+    raise OSError(f"no free file name for {base!r} in {folder} after {MAX_NAME_ATTEMPTS} tries")
+
+
+def to_pil(pixels: np.ndarray) -> PILImage.Image:
+    """HxWxC uint8 (or 0..1 floats, as ComfyUI tensors hold) to a Pillow image."""
+    array = np.asarray(pixels)
+    if array.dtype != np.uint8:
+        array = np.clip(array * 255.0, 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    return PILImage.fromarray(array)
+
+
+def save_images(
+    images: Sequence[np.ndarray],
+    context: SaveContext,
+    output_dir: Path,
+    filename_prefix: str,
+    options: SaveOptions,
+    *,
+    version: str | None = None,
+    namer: Namer | None = None,
+) -> list[SavedFile]:
+    """Save a batch; returns one SavedFile per image, in order."""
+    fmt = by_name(options.format)
+    pils = [to_pil(px) for px in images]
+    if not pils:
+        return []
+    width, height = pils[0].size
+    folder, base, counter, subfolder = (namer or default_namer(output_dir))(filename_prefix, width, height)
+    base_record = None if options.disable_metadata else build_record(context, version)
+    comfy = [] if options.disable_metadata else _comfy_chunks(context)
+    saved = []
+    for index, pil in enumerate(pils):
+        path = claim(folder, base.replace("%batch_num%", str(index)), counter, fmt.extensions[0])
+        if base_record is None:
+            sidecar.replace_with(path, lambda fp, pil=pil: pil.save(fp, format=fmt.name.upper(),
+                                                              **_pixel_params(fmt.name, options)))
+            saved.append(SavedFile(path=path, subfolder=subfolder, record=None))
+            continue
+        record = _for_image(base_record, pil, index, len(pils), fmt.name, path.name)
+        saved.append(_write_one(fmt, pil, record, comfy, options, path, subfolder))
+    return saved
+
+
+def _comfy_chunks(context: SaveContext) -> list[tuple[str, str]]:
+    """Exactly core's text: json.dumps of the prompt, then of each extra_pnginfo value."""
+    chunks = []
+    if context.prompt is not None:
+        chunks.append(("prompt", json.dumps(scrub(context.prompt))))
+    if isinstance(context.extra_pnginfo, dict):
+        chunks.extend((k, json.dumps(scrub(v))) for k, v in context.extra_pnginfo.items())
+    return chunks
+
+
+def _for_image(base: Record, pil: PILImage.Image, index: int, count: int, fmt: str, name: str) -> Record:
+    record = copy.copy(base)
+    record.provenance = copy.deepcopy(base.provenance)
+    record.image = Image(format=fmt, width=pil.width, height=pil.height, batch_index=index,
+                         batch_size=count, filename=name)
+    return record
+
+
+def _pixel_params(fmt: str, options: SaveOptions) -> dict[str, Any]:
+    if fmt == "png":
+        return {"compress_level": options.compress_level}
+    if fmt == "webp":
+        return {"quality": options.quality, "lossless": options.lossless}
+    return {"quality": options.quality}
+
+
+def _write_one(fmt: Any, pil: PILImage.Image, record: Record, comfy: list[tuple[str, str]],
+               options: SaveOptions, path: Path, subfolder: str) -> SavedFile:
+    targets = options.targets
+    payloads = Payloads(record=record, comfy=comfy if COMFYUI in targets else [])
+    try:
+        if A1111 in targets:
+            payloads.infotext = infotext.build(record)
+        payloads.xmp = xmp.build(record)
+        plan = fmt.plan(payloads, targets)
+        record.provenance.embedding = plan.placements
+        _plan_sidecars(plan, targets)
+        if fmt.name == "png":
+            payloads.xmp = xmp.build(record)
+    except Exception as err:
+        return _fallback(fmt, pil, record, comfy, options, path, subfolder, f"planning metadata failed: {err}")
+    written = _write_sidecars(path, record, payloads, plan)
+    try:
+        sidecar.replace_with(path, lambda fp: fmt.encode(pil, payloads, plan, options, fp))
+    except Exception as err:
+        return _fallback(fmt, pil, record, comfy, options, path, subfolder, f"embedding metadata failed: {err}")
+    return SavedFile(path=path, subfolder=subfolder, record=record, sidecars=written)
+
+
+def _plan_sidecars(plan: Plan, targets: frozenset[str]) -> None:
+    wanted = {
+        "sidecar:txt": SIDECAR_TXT in targets or plan.needs_sidecar_txt,
+        "sidecar:xmp": SIDECAR_XMP in targets or plan.needs_sidecar_xmp,
+        "sidecar:json": SIDECAR_JSON in targets or plan.needs_sidecar_json,
+    }
+    for kind, on in wanted.items():
+        if on:
+            plan.place(kind.replace(":", "_"), kind)
+
+
+def _write_sidecars(path: Path, record: Record, payloads: Payloads, plan: Plan) -> list[Path]:
+    """Text and XMP first, the JSON record last, so it reports how the others went."""
+    written = []
+    for placement in sorted((p for p in plan.placements if p.target.startswith("sidecar_")),
+                            key=lambda p: p.location == "sidecar:json"):
+        target = sidecar.path_for(path, placement.location)
+        try:
+            if placement.location == "sidecar:txt":
+                data = (payloads.infotext or infotext.build(record)).encode("utf-8")
+            elif placement.location == "sidecar:xmp":
+                data = xmp.build(record, record_json=record.to_json())
+            else:
+                data = sidecar.record_bytes(record)
+            sidecar.write_atomic(target, data)
+            written.append(target)
+        except Exception as err:
+            logger.warning("provenance: could not write %s: %s", target.name, err)
+            placement.status, placement.reason = "failed", short(str(err))
+            record.warn(short(f"sidecar {target.name} not written: {err}"))
+    return written
+
+
+def _fallback(fmt: Any, pil: PILImage.Image, record: Record, comfy: list[tuple[str, str]],
+              options: SaveOptions, path: Path, subfolder: str, message: str) -> SavedFile:
+    """Save with what core would have written, and keep the full record in the JSON sidecar."""
+    logger.warning("provenance: %s; saving %s with ComfyUI core's metadata only", message, path.name)
+    record.warn(short(message))
+    payloads = Payloads(record=record, comfy=comfy if COMFYUI in options.targets else [])
+    sidecars = []
+    try:
+        target = sidecar.path_for(path, "sidecar:json")
+        sidecar.write_atomic(target, sidecar.record_bytes(record))
+        sidecars.append(target)
+    except Exception as err:
+        logger.warning("provenance: the fallback JSON sidecar failed too: %s", err)
+    try:
+        sidecar.replace_with(path, lambda fp: fmt.encode_core(pil, payloads, options, fp))
+    except Exception as err:
+        logger.warning("provenance: core metadata failed too (%s); saving pixels only", err)
+        sidecar.replace_with(path, lambda fp: pil.save(fp, format=fmt.name.upper(), **_pixel_params(fmt.name, options)))
+    return SavedFile(path=path, subfolder=subfolder, record=record, sidecars=sidecars)
