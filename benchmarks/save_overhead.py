@@ -1,0 +1,226 @@
+"""Save cost with every metadata target on, against ComfyUI core's PNG save and plain Pillow saves."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import re
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from comfyui_provenance.metadata.capture import SaveContext
+from comfyui_provenance.metadata.formats.base import TARGETS
+from comfyui_provenance.metadata.save import SaveOptions, save_images
+from PIL import Image, PngImagePlugin
+
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "corpus" / "workflows"
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+# (format, Pillow save settings, target ratio): PNG against core SaveImage, lossy against plain Pillow.
+CASES: tuple[tuple[str, dict[str, Any], float], ...] = (
+    ("png", {"compress_level": 4}, 1.05),
+    ("jpeg", {"quality": 95}, 1.10),
+    ("webp", {"quality": 90, "lossless": False}, 1.10),
+)
+
+SaveFn = Callable[[np.ndarray, Path, str], Path]
+
+
+def load_context(name: str) -> tuple[SaveContext, dict[str, Any], dict[str, Any]]:
+    """A corpus workflow as the save node would see it, plus its raw API and UI graphs."""
+    api = json.loads((CORPUS / f"{name}.api.json").read_text("utf-8"))
+    ui = json.loads((CORPUS / f"{name}.ui.json").read_text("utf-8"))
+    save_id = next(k for k, v in api.items() if v.get("class_type") in ("SaveImage", "SaveAnimatedWEBP"))
+    context = SaveContext(prompt=api, extra_pnginfo={"workflow": ui}, save_node_id=save_id,
+                          prompt_id="bench", comfyui_version="0.33.0")
+    return context, api, ui
+
+
+def blocky_image(size: int, seed: int = 0) -> np.ndarray:
+    """A 96x64 random image upscaled nearest-neighbour: flat blocks, unrealistically cheap as PNG."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    rows, cols = np.arange(size) * 64 // size, np.arange(size) * 96 // size
+    return small[rows][:, cols]
+
+
+def textured_image(size: int, seed: int = 0) -> np.ndarray:
+    """The blocky image blended 30/70 with smooth waves plus sigma-5 noise: a realistic ~1.9 MB PNG."""
+    rng = np.random.default_rng(seed + 1)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) * (1024 / size)
+    smooth = np.stack([
+        127.5 * (1 + np.sin(xx / 41 + yy / 67)),
+        127.5 * (1 + np.sin(yy / 53 - xx / 97 + 1)),
+        127.5 * (1 + np.cos((xx + yy) / 71)),
+    ], axis=-1)
+    mixed = 0.3 * blocky_image(size, seed) + 0.7 * smooth + rng.normal(0.0, 5.0, (size, size, 3))
+    return np.clip(mixed, 0, 255).astype(np.uint8)
+
+
+def core_name(folder: Path, prefix: str, ext: str) -> Path:
+    """ComfyUI's get_save_image_path counter: scan the folder, take the next number."""
+    pattern = re.compile(re.escape(prefix) + r"_(\d+)_")
+    counters = [int(m.group(1)) for f in os.listdir(folder) if (m := pattern.match(f))]
+    return folder / f"{prefix}_{max(counters, default=0) + 1:05}_.{ext}"
+
+
+def core_png(api: dict[str, Any], ui: dict[str, Any]) -> SaveFn:
+    """ComfyUI core SaveImage: tEXt prompt + workflow (json.dumps per save), compress_level 4."""
+
+    def save(pixels: np.ndarray, folder: Path, prefix: str) -> Path:
+        image = Image.fromarray(pixels)
+        info = PngImagePlugin.PngInfo()
+        info.add_text("prompt", json.dumps(api))
+        info.add_text("workflow", json.dumps(ui))
+        path = core_name(folder, prefix, "png")
+        image.save(path, pnginfo=info, compress_level=4)
+        return path
+
+    return save
+
+
+def plain(fmt: str, params: dict[str, Any]) -> SaveFn:
+    """A plain Pillow save with the same encoder settings and no metadata."""
+
+    def save(pixels: np.ndarray, folder: Path, prefix: str) -> Path:
+        path = core_name(folder, prefix, EXTENSIONS[fmt])
+        Image.fromarray(pixels).save(path, format=fmt.upper(), **params)
+        return path
+
+    return save
+
+
+def ours(fmt: str, params: dict[str, Any], context: SaveContext) -> SaveFn:
+    """Our save_images with every target on, sidecars included."""
+    options = SaveOptions(format=fmt, quality=params.get("quality", 95),
+                          lossless=params.get("lossless", False),
+                          compress_level=params.get("compress_level", 4), targets=frozenset(TARGETS))
+
+    def save(pixels: np.ndarray, folder: Path, prefix: str) -> Path:
+        return save_images([pixels], context, folder, prefix, options, version="bench")[0].path
+
+    return save
+
+
+@dataclass
+class Case:
+    label: str
+    pixels: np.ndarray
+    ours: SaveFn
+    baseline: SaveFn
+    baseline_name: str
+    target: float
+    ours_ms: list[float] = field(default_factory=list)
+    base_ms: list[float] = field(default_factory=list)
+    sizes: tuple[int, int] = (0, 0)
+
+
+def timed(save: SaveFn, pixels: np.ndarray, folder: Path, prefix: str) -> tuple[float, Path]:
+    gc.collect()
+    start = time.perf_counter()
+    path = save(pixels, folder, prefix)
+    return (time.perf_counter() - start) * 1000, path
+
+
+def run_round(cases: list[Case], folder: Path, round_no: int, record: bool) -> None:
+    """One measurement per case and side; the side that goes first alternates every round."""
+    for index, case in enumerate(cases):
+        sides = [("o", case.ours), ("b", case.baseline)]
+        if (round_no + index) % 2:
+            sides.reverse()
+        for tag, save in sides:
+            ms, path = timed(save, case.pixels, folder, f"r{round_no}_{index}_{tag}")
+            if tag == "o":
+                case.sizes = (path.stat().st_size, case.sizes[1])
+                if record:
+                    case.ours_ms.append(ms)
+            else:
+                case.sizes = (case.sizes[0], path.stat().st_size)
+                if record:
+                    case.base_ms.append(ms)
+        for entry in folder.iterdir():  # a fresh, empty folder for every measurement pair
+            entry.unlink()
+
+
+def build_cases(size: int, workflow: str) -> list[Case]:
+    context, api, ui = load_context(workflow)
+    images = {"textured": textured_image(size), "blocky": blocky_image(size)}
+    cases = []
+    for image_name, pixels in images.items():
+        for fmt, params, target in CASES:
+            baseline = core_png(api, ui) if fmt == "png" else plain(fmt, params)
+            cases.append(Case(
+                label=f"{fmt} {image_name}", pixels=pixels, ours=ours(fmt, params, context),
+                baseline=baseline,
+                baseline_name="core SaveImage" if fmt == "png" else "plain Pillow", target=target,
+            ))
+    return cases
+
+
+def verify(workflow: str, folder: Path) -> str:
+    """Outside the timing: our every-target save writes the image and all three sidecars, no warning."""
+    context, _, _ = load_context(workflow)
+    lines = []
+    for fmt, params, _ in CASES:
+        options = SaveOptions(format=fmt, quality=params.get("quality", 95), targets=frozenset(TARGETS))
+        saved = save_images([blocky_image(64)], context, folder, f"verify_{fmt}", options, version="bench")[0]
+        kinds = ",".join(sorted(p.suffix[1:] for p in saved.sidecars))
+        warnings = len(saved.record.provenance.warnings) if saved.record else "no record"
+        lines.append(f"{fmt}: sidecars {kinds}, warnings {warnings}")
+    for entry in folder.iterdir():
+        entry.unlink()
+    return "; ".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds per case (default 15)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
+    parser.add_argument("--size", type=int, default=1024, help="square image side in pixels (default 1024)")
+    parser.add_argument("--workflow", default="lora", help="corpus workflow to save with (default lora)")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="parent folder for the temporary output folder (default: the system temp dir)")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="provenance-bench-", dir=args.dir))
+    try:
+        print(f"output folder {folder}; workflow {args.workflow}; {args.size}x{args.size}; "
+              f"{args.rounds} rounds + {args.warmup} warm-up; {os.cpu_count()} CPUs")
+        print("check:", verify(args.workflow, folder))
+        cases = build_cases(args.size, args.workflow)
+        started = time.perf_counter()
+        for round_no in range(args.warmup + args.rounds):
+            run_round(cases, folder, round_no, record=round_no >= args.warmup)
+        print(f"{time.perf_counter() - started:.1f} s of rounds\n")
+        report(cases)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def report(cases: list[Case]) -> None:
+    header = (f"{'case':<15} {'baseline':<15} {'ours ms':>8} {'base ms':>8} {'ratio':>6} {'paired':>6} "
+              f"{'target':>7}  {'result':<6} {'ours KB':>8} {'base KB':>8}")
+    print(header)
+    print("-" * len(header))
+    for case in cases:
+        ours_ms, base_ms = statistics.median(case.ours_ms), statistics.median(case.base_ms)
+        ratio = ours_ms / base_ms
+        paired = statistics.median(o / b for o, b in zip(case.ours_ms, case.base_ms, strict=True))
+        verdict = "PASS" if ratio <= case.target else "MISS"
+        print(f"{case.label:<15} {case.baseline_name:<15} {ours_ms:8.1f} {base_ms:8.1f} "
+              f"{ratio:6.3f} {paired:6.3f} "
+              f"{'<=' + format(case.target, '.2f'):>7}  {verdict:<6} {case.sizes[0] / 1024:8.0f} "
+              f"{case.sizes[1] / 1024:8.0f}")
+    print("\nratio = median ours / median baseline (decides PASS/MISS); paired = median of per-round ratios.")
+
+
+if __name__ == "__main__":
+    main()

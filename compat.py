@@ -1,0 +1,65 @@
+"""The single import site of ComfyUI's modules; everything else stays importable without ComfyUI.
+
+Each accessor imports lazily, so importing this module costs nothing, and says in one place
+which ComfyUI API the pack depends on (all checked against ComfyUI 0.33.0, commit 783545f6).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .metadata.save import Namer
+
+
+def output_directory() -> Path:
+    import folder_paths
+
+    return Path(folder_paths.get_output_directory())
+
+
+def save_namer() -> Namer:
+    """ComfyUI's own naming (`get_save_image_path`: %width%, %date% tokens, subfolders, counter)."""
+    import folder_paths
+
+    output_dir = folder_paths.get_output_directory()
+
+    def name(prefix: str, width: int, height: int) -> tuple[Path, str, int, str]:
+        folder, base, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, output_dir, width, height)
+        return Path(folder), base, counter, subfolder
+
+    return name
+
+
+def metadata_disabled() -> bool:
+    """ComfyUI's `--disable-metadata`: pixels only."""
+    try:
+        from comfy.cli_args import args
+    except ImportError:
+        return False
+    return bool(getattr(args, "disable_metadata", False))
+
+
+def comfyui_version() -> str | None:
+    try:
+        from comfyui_version import __version__
+    except ImportError:
+        return None
+    return str(__version__)
+
+
+def current_prompt_id() -> str | None:
+    """The prompt being executed, from ComfyUI's executing context (None outside execution)."""
+    try:
+        from comfy_execution.utils import get_executing_context
+    except ImportError:
+        return None
+    context = get_executing_context()
+    return str(context.prompt_id) if context is not None and context.prompt_id else None
+
+
+def v3_api() -> Any:
+    """comfy_api.latest (ComfyExtension, io, ui); ImportError on a ComfyUI older than 0.3.48."""
+    import comfy_api.latest
+
+    return comfy_api.latest

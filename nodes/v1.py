@@ -1,0 +1,42 @@
+"""V1 fallback for a ComfyUI without comfy_api: same node id, inputs and behaviour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import save_image as spec
+
+
+class ProvenanceSaveImageV1:
+    DESCRIPTION = spec.DESCRIPTION
+    CATEGORY = spec.CATEGORY
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI's V1 contract
+        tip = spec.TOOLTIPS
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": tip["images"]}),
+                "filename_prefix": ("STRING", {"default": "ComfyUI", "tooltip": tip["filename_prefix"]}),
+                "format": (spec.FORMATS, {"default": "png", "tooltip": tip["format"]}),
+                "quality": ("INT", {"default": 95, "min": 1, "max": 100, "tooltip": tip["quality"]}),
+                "lossless": ("BOOLEAN", {"default": False, "tooltip": tip["lossless"]}),
+                "targets": ("STRING", {"default": ",".join(spec.DEFAULT_TARGET_LIST),
+                                       "tooltip": tip["targets"] + " Comma-separated."}),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
+        }
+
+    def save(self, images: Any, filename_prefix: str, format: str, quality: int, lossless: bool, targets: str,
+             prompt: Any = None, extra_pnginfo: Any = None, unique_id: Any = None) -> dict[str, Any]:
+        results = spec.run(images, filename_prefix, format, quality, lossless, targets,
+                           prompt, extra_pnginfo, unique_id)
+        return {"ui": {"images": results}, "result": (images,)}
+
+
+NODE_CLASS_MAPPINGS: dict[str, type] = {spec.NODE_ID: ProvenanceSaveImageV1}
+NODE_DISPLAY_NAME_MAPPINGS = {spec.NODE_ID: spec.DISPLAY_NAME}
