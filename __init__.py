@@ -12,8 +12,6 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-WEB_DIRECTORY = "./web"
-
 
 def _has_module(name: str) -> bool:
     try:
@@ -34,6 +32,6 @@ def comfy_entrypoint() -> Any:
 if not _has_module("comfy_api") and _has_module("folder_paths"):
     from .nodes.v1 import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
-    __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+    __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 else:
-    __all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]
+    __all__ = ["comfy_entrypoint"]

@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
             same = saved.record is not None and back.to_dict() == saved.record.to_dict()
             failures += not same
             placements = saved.record.provenance.embedding if saved.record else []
-            inline = sorted({p.target for p in placements if p.status == "written" and not p.location.startswith("sidecar")})
+            inline = sorted({p.target for p in placements
+                             if p.status == "written" and not p.location.startswith("sidecar")})
             rows.append((name, fmt, saved.path.name, f"{saved.path.stat().st_size / 1024:.0f}",
                          ",".join(inline), str(len(saved.sidecars)),
                          f"{'same record' if same else 'DIFFERENT'}: seed {back.generation.seed}, "

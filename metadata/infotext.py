@@ -176,8 +176,8 @@ def parse(text: str) -> Infotext:
         lines.append(last)
         last = ""
     positive, negative, in_negative = "", "", False
-    for raw in lines:
-        line = raw.strip()
+    for text_line in lines:
+        line = text_line.strip()
         if line.startswith(NEGATIVE_PREFIX):
             in_negative = True
             line = line[len(NEGATIVE_PREFIX) :].strip()

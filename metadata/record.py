@@ -45,7 +45,7 @@ class _Node:
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             if f.name != "other" and f.name in data:
                 kwargs[f.name] = _load(hints[f.name], data.pop(f.name))
-        return cls(**kwargs, other=data)
+        return cls(**kwargs, other=data)  # type: ignore[call-arg]
 
 
 def _hints_of(cls: type) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def _hints_of(cls: type) -> dict[str, Any]:
     if cached is None:
         cached = get_type_hints(cls)
         setattr(cls, "_hints_cache", cached)  # noqa: B010 - class-level cache, not a field
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def _dump(value: Any) -> Any:

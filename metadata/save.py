@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from . import infotext
-from .capture import SaveContext, build_record, scrub, short
+from .capture import SECRET_KEYS, SaveContext, build_record, scrub, short
 from .formats import sidecar, xmp
 from .formats.base import (
     A1111,
@@ -33,6 +33,7 @@ from .formats.base import (
     SIDECAR_TXT,
     SIDECAR_XMP,
     TARGETS,
+    XMP,
     Payloads,
     Plan,
     by_name,
@@ -116,6 +117,21 @@ def to_pil(pixels: np.ndarray) -> PILImage.Image:
     return PILImage.fromarray(array)
 
 
+@dataclass
+class _Job:
+    """One image on its way to disk."""
+
+    fmt: Any
+    pil: PILImage.Image
+    options: SaveOptions
+    path: Path
+    subfolder: str
+    comfy: list[tuple[str, str]]
+
+    def pixels_only(self, handle: Any) -> None:
+        self.pil.save(handle, format=self.fmt.name.upper(), **_pixel_params(self.fmt.name, self.options))
+
+
 def save_images(
     images: Sequence[np.ndarray],
     context: SaveContext,
@@ -137,14 +153,14 @@ def save_images(
     comfy = [] if options.disable_metadata else _comfy_chunks(context)
     saved = []
     for index, pil in enumerate(pils):
-        path = claim(folder, base.replace("%batch_num%", str(index)), counter, fmt.extensions[0])
+        # Core counts on per image (img_0_00001_, img_1_00002_), %batch_num% or not.
+        path = claim(folder, base.replace("%batch_num%", str(index)), counter + index, fmt.extensions[0])
+        job = _Job(fmt, pil, options, path, subfolder, comfy)
         if base_record is None:
-            sidecar.replace_with(path, lambda fp, pil=pil: pil.save(fp, format=fmt.name.upper(),
-                                                              **_pixel_params(fmt.name, options)))
+            sidecar.replace_with(path, job.pixels_only)
             saved.append(SavedFile(path=path, subfolder=subfolder, record=None))
-            continue
-        record = _for_image(base_record, pil, index, len(pils), fmt.name, path.name)
-        saved.append(_write_one(fmt, pil, record, comfy, options, path, subfolder))
+        else:
+            saved.append(_write_one(job, _for_image(base_record, pil, index, len(pils), fmt=fmt.name, name=path.name)))
     return saved
 
 
@@ -154,11 +170,13 @@ def _comfy_chunks(context: SaveContext) -> list[tuple[str, str]]:
     if context.prompt is not None:
         chunks.append(("prompt", json.dumps(scrub(context.prompt))))
     if isinstance(context.extra_pnginfo, dict):
-        chunks.extend((k, json.dumps(scrub(v))) for k, v in context.extra_pnginfo.items())
+        # A credential is never a chunk of its own, even at the top level of extra_pnginfo.
+        chunks.extend((k, json.dumps(scrub(v))) for k, v in context.extra_pnginfo.items()
+                      if k not in SECRET_KEYS)
     return chunks
 
 
-def _for_image(base: Record, pil: PILImage.Image, index: int, count: int, fmt: str, name: str) -> Record:
+def _for_image(base: Record, pil: PILImage.Image, index: int, count: int, *, fmt: str, name: str) -> Record:
     record = copy.copy(base)
     record.provenance = copy.deepcopy(base.provenance)
     record.image = Image(format=fmt, width=pil.width, height=pil.height, batch_index=index,
@@ -174,27 +192,25 @@ def _pixel_params(fmt: str, options: SaveOptions) -> dict[str, Any]:
     return {"quality": options.quality}
 
 
-def _write_one(fmt: Any, pil: PILImage.Image, record: Record, comfy: list[tuple[str, str]],
-               options: SaveOptions, path: Path, subfolder: str) -> SavedFile:
-    targets = options.targets
-    payloads = Payloads(record=record, comfy=comfy if COMFYUI in targets else [])
+def _write_one(job: _Job, record: Record) -> SavedFile:
+    targets = job.options.targets
+    payloads = Payloads(record=record, comfy=job.comfy if COMFYUI in targets else [])
     try:
         if A1111 in targets:
             payloads.infotext = infotext.build(record)
-        payloads.xmp = xmp.build(record)
-        plan = fmt.plan(payloads, targets)
+        if XMP in targets:
+            payloads.xmp = xmp.build(record)
+        plan = job.fmt.plan(payloads, targets)
         record.provenance.embedding = plan.placements
         _plan_sidecars(plan, targets)
-        if fmt.name == "png":
-            payloads.xmp = xmp.build(record)
     except Exception as err:
-        return _fallback(fmt, pil, record, comfy, options, path, subfolder, f"planning metadata failed: {err}")
-    written = _write_sidecars(path, record, payloads, plan)
+        return _fallback(job, record, f"planning metadata failed: {err}")
+    written = _write_sidecars(job.path, record, payloads, plan)
     try:
-        sidecar.replace_with(path, lambda fp: fmt.encode(pil, payloads, plan, options, fp))
+        sidecar.replace_with(job.path, lambda fp: job.fmt.encode(job.pil, payloads, plan, job.options, fp))
     except Exception as err:
-        return _fallback(fmt, pil, record, comfy, options, path, subfolder, f"embedding metadata failed: {err}")
-    return SavedFile(path=path, subfolder=subfolder, record=record, sidecars=written)
+        return _fallback(job, record, f"embedding metadata failed: {err}")
+    return SavedFile(path=job.path, subfolder=job.subfolder, record=record, sidecars=written)
 
 
 def _plan_sidecars(plan: Plan, targets: frozenset[str]) -> None:
@@ -230,22 +246,21 @@ def _write_sidecars(path: Path, record: Record, payloads: Payloads, plan: Plan) 
     return written
 
 
-def _fallback(fmt: Any, pil: PILImage.Image, record: Record, comfy: list[tuple[str, str]],
-              options: SaveOptions, path: Path, subfolder: str, message: str) -> SavedFile:
+def _fallback(job: _Job, record: Record, message: str) -> SavedFile:
     """Save with what core would have written, and keep the full record in the JSON sidecar."""
-    logger.warning("provenance: %s; saving %s with ComfyUI core's metadata only", message, path.name)
+    logger.warning("provenance: %s; saving %s with ComfyUI core's metadata only", message, job.path.name)
     record.warn(short(message))
-    payloads = Payloads(record=record, comfy=comfy if COMFYUI in options.targets else [])
+    payloads = Payloads(record=record, comfy=job.comfy if COMFYUI in job.options.targets else [])
     sidecars = []
     try:
-        target = sidecar.path_for(path, "sidecar:json")
+        target = sidecar.path_for(job.path, "sidecar:json")
         sidecar.write_atomic(target, sidecar.record_bytes(record))
         sidecars.append(target)
     except Exception as err:
         logger.warning("provenance: the fallback JSON sidecar failed too: %s", err)
     try:
-        sidecar.replace_with(path, lambda fp: fmt.encode_core(pil, payloads, options, fp))
+        sidecar.replace_with(job.path, lambda fp: job.fmt.encode_core(job.pil, payloads, job.options, fp))
     except Exception as err:
         logger.warning("provenance: core metadata failed too (%s); saving pixels only", err)
-        sidecar.replace_with(path, lambda fp: pil.save(fp, format=fmt.name.upper(), **_pixel_params(fmt.name, options)))
-    return SavedFile(path=path, subfolder=subfolder, record=record, sidecars=sidecars)
+        sidecar.replace_with(job.path, job.pixels_only)
+    return SavedFile(path=job.path, subfolder=job.subfolder, record=record, sidecars=sidecars)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from .. import compat
+from ..metadata.formats.base import TARGETS
 from . import save_image as spec
 
 api = compat.v3_api()
 io = api.io
 
 
-class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc]
+class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
     @classmethod
     def define_schema(cls) -> Any:
         tip = spec.TOOLTIPS
@@ -26,7 +27,7 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc]
                 io.Combo.Input("format", options=spec.FORMATS, default="png", tooltip=tip["format"]),
                 io.Int.Input("quality", default=95, min=1, max=100, tooltip=tip["quality"]),
                 io.Boolean.Input("lossless", default=False, tooltip=tip["lossless"]),
-                io.MultiCombo.Input("targets", options=list(spec.TARGETS), default=spec.DEFAULT_TARGET_LIST,
+                io.MultiCombo.Input("targets", options=list(TARGETS), default=spec.DEFAULT_TARGET_LIST,
                                     tooltip=tip["targets"]),
             ],
             outputs=[io.Image.Output(display_name="images")],
@@ -35,14 +36,15 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc]
         )
 
     @classmethod
-    def execute(cls, images: Any, filename_prefix: str, format: str, quality: int, lossless: bool,
+    def execute(cls, *, images: Any, filename_prefix: str, format: str, quality: int, lossless: bool,
                 targets: Any) -> Any:
         hidden = cls.hidden
-        results = spec.run(images, filename_prefix, format, quality, lossless, targets,
-                           hidden.prompt, hidden.extra_pnginfo, hidden.unique_id)
+        results = spec.run(images=images, filename_prefix=filename_prefix, format=format, quality=quality,
+                           lossless=lossless, targets=targets, prompt=hidden.prompt,
+                           extra_pnginfo=hidden.extra_pnginfo, unique_id=hidden.unique_id)
         return io.NodeOutput(images, ui={"images": results})
 
 
-class ProvenanceExtension(api.ComfyExtension):  # type: ignore[misc]
+class ProvenanceExtension(api.ComfyExtension):  # type: ignore[misc,name-defined]
     async def get_node_list(self) -> list[type[Any]]:
         return [ProvenanceSaveImage]

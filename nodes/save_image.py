@@ -54,7 +54,7 @@ def _arrays(images: Any) -> list[np.ndarray]:
     return [img.cpu().numpy() if hasattr(img, "cpu") else np.asarray(img) for img in images]
 
 
-def run(images: Any, filename_prefix: str, format: str, quality: int, lossless: bool,
+def run(*, images: Any, filename_prefix: str, format: str, quality: int, lossless: bool,
         targets: str | Iterable[str], prompt: Mapping[str, Any] | None,
         extra_pnginfo: Mapping[str, Any] | None, unique_id: str | None) -> list[dict[str, str]]:
     """Save the batch; returns the UI preview entries core's SaveImage returns."""

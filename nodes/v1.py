@@ -16,7 +16,7 @@ class ProvenanceSaveImageV1:
     RETURN_NAMES = ("images",)
 
     @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI's V1 contract
+    def INPUT_TYPES(cls) -> dict[str, Any]:
         tip = spec.TOOLTIPS
         return {
             "required": {
@@ -31,10 +31,11 @@ class ProvenanceSaveImageV1:
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
 
-    def save(self, images: Any, filename_prefix: str, format: str, quality: int, lossless: bool, targets: str,
+    def save(self, *, images: Any, filename_prefix: str, format: str, quality: int, lossless: bool, targets: str,
              prompt: Any = None, extra_pnginfo: Any = None, unique_id: Any = None) -> dict[str, Any]:
-        results = spec.run(images, filename_prefix, format, quality, lossless, targets,
-                           prompt, extra_pnginfo, unique_id)
+        results = spec.run(images=images, filename_prefix=filename_prefix, format=format, quality=quality,
+                           lossless=lossless, targets=targets, prompt=prompt, extra_pnginfo=extra_pnginfo,
+                           unique_id=unique_id)
         return {"ui": {"images": results}, "result": (images,)}
 
 

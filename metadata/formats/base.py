@@ -81,7 +81,7 @@ def embedded_record_json(record: Record, refs: dict[str, str], *, stub: bool = F
     if stub:
         data = {"schema": data["schema"], "provenance": data["provenance"], "$refs": {"*": "sidecar:json"}}
     else:
-        for key, location in refs.items():
+        for key in refs:
             data[key] = None
         if refs:
             data["$refs"] = dict(refs)

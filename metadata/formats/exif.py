@@ -91,7 +91,7 @@ def parse(data: bytes) -> ExifContent:
         if isinstance(raw, bytes):
             text = raw.rstrip(b"\x00").decode("latin-1")
             key, sep, value = text.partition(":")
-            if sep and key in ("prompt", "workflow", "Prompt", "Workflow") or (sep and value.startswith("{")):
+            if sep and (key in ("prompt", "workflow", "Prompt", "Workflow") or value.startswith("{")):
                 out.comfy.setdefault(key.lower() if key in ("Prompt", "Workflow") else key, value)
     software = zeroth.get(piexif.ImageIFD.Software)
     if isinstance(software, bytes):

@@ -84,7 +84,7 @@ def plan_exif(payloads: Payloads, targets: frozenset[str], plan: Plan, limit: in
 
 class JpegFormat:
     name = "jpeg"
-    extensions = (".jpg", ".jpeg")
+    extensions: tuple[str, ...] = (".jpg", ".jpeg")
     mime = "image/jpeg"
 
     def plan(self, payloads: Payloads, targets: frozenset[str]) -> Plan:
@@ -149,7 +149,10 @@ def _segments(fp: BinaryIO) -> Any:
         if not byte:
             raise ReadError("JPEG is truncated before its image data")
         marker = byte[0]
-        if marker in (0xD9, 0xDA):  # EOI or start of scan: metadata ends here
+        if marker == 0xDA:  # start of scan: metadata ends here, but the file must too
+            _require_eoi(fp)
+            return
+        if marker == 0xD9:
             return
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
             continue
@@ -163,6 +166,22 @@ def _segments(fp: BinaryIO) -> Any:
         if len(data) < length:
             raise ReadError(f"JPEG is truncated inside segment 0x{marker:02X}")
         yield marker, data
+
+
+def _require_eoi(fp: BinaryIO) -> None:
+    """A file cut inside its image data has no EOI; entropy-coded data never holds FF D9 otherwise."""
+    start = fp.tell()
+    end = fp.seek(0, 2)
+    fp.seek(max(start, end - 2))
+    if fp.read(2) == b"\xff\xd9":
+        return
+    fp.seek(start)  # trailing bytes after EOI are legal: look for the marker itself
+    last = b""
+    while block := fp.read(1 << 20):
+        if b"\xff\xd9" in last + block:
+            return
+        last = block[-1:]
+    raise ReadError("JPEG is truncated: its image data has no end (EOI) marker")
 
 
 register(JpegFormat())

@@ -44,7 +44,7 @@ def _text_location(key: str, text: str) -> str:
 
 class PngFormat:
     name = "png"
-    extensions = (".png",)
+    extensions: tuple[str, ...] = (".png",)
     mime = "image/png"
 
     def plan(self, payloads: Payloads, targets: frozenset[str]) -> Plan:
@@ -87,6 +87,9 @@ class PngFormat:
         for key, text in payloads.comfy:
             if f"png:tEXt:{key}" in written:
                 info.add_text(key, text)
+        # XMP is the first iTXt chunk: Exempi (python-xmp-toolkit) ignores it after any other iTXt.
+        if payloads.xmp is not None and f"png:iTXt:{XMP_KEY}" in written:
+            info.add_itxt(XMP_KEY, payloads.xmp.decode("utf-8"), zip=False)
         if payloads.infotext is not None and any(loc.endswith(f":{PARAMETERS_KEY}") for loc in written):
             info.add_text(PARAMETERS_KEY, payloads.infotext)
         if f"png:iTXt:{RECORD_KEY}" in written:
@@ -97,8 +100,6 @@ class PngFormat:
             record_json = None
         if record_json is not None:
             info.add_itxt(RECORD_KEY, record_json, zip=len(record_json) >= PNG_RECORD_COMPRESS_FROM)
-        if payloads.xmp is not None and f"png:iTXt:{XMP_KEY}" in written:
-            info.add_itxt(XMP_KEY, payloads.xmp.decode("utf-8"), zip=False)
         image.save(fp, format="PNG", pnginfo=info, compress_level=options.compress_level)
 
     def encode_core(self, image: Any, payloads: Payloads, options: Any, fp: BinaryIO) -> None:

@@ -6,6 +6,7 @@ images never share a sidecar; every write goes to a temporary file that is renam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -43,10 +44,8 @@ def replace_with(path: Path, write: Callable[[BinaryIO], Any]) -> None:
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 

@@ -14,13 +14,13 @@ from typing import Any, BinaryIO
 from ..errors import ReadError
 from ..limits import READ_CHUNK_MAX, WEBP_CHUNK_MAX
 from . import exif
-from .base import A1111, COMFYUI, RECORD, XMP, Embedded, Payloads, Plan, register
+from .base import A1111, RECORD, XMP, Embedded, Payloads, Plan, register
 from .jpeg import exif_content, plan_exif, xmp_packet
 
 
 class WebpFormat:
     name = "webp"
-    extensions = (".webp",)
+    extensions: tuple[str, ...] = (".webp",)
     mime = "image/webp"
 
     def plan(self, payloads: Payloads, targets: frozenset[str]) -> Plan:
@@ -62,10 +62,13 @@ class WebpFormat:
         head = fp.read(12)
         if len(head) < 12 or not self.sniff(head):
             raise ReadError("not a WEBP file (no RIFF/WEBP header)")
+        riff_end = 8 + int.from_bytes(head[4:8], "little")
         extended = False
         while True:
             header = fp.read(8)
             if len(header) < 8:
+                if fp.tell() < riff_end:
+                    raise ReadError(f"WEBP is truncated: {fp.tell():,} of the {riff_end:,} bytes it announces")
                 return found
             fourcc, size = header[:4], struct.unpack("<I", header[4:])[0]
             if size > READ_CHUNK_MAX:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 
-def is_link(value: Any) -> bool:
+def is_link(value: Any) -> TypeGuard[list[Any]]:
     """ComfyUI encodes a link as [source_node_id, output_index]."""
     return (
         isinstance(value, list)

@@ -67,7 +67,8 @@ def _rule(class_type: str, data: Any, origin: str) -> NodeRule:
     for spec in data.get("models", []):
         if not isinstance(spec, dict) or not {"role", "name"} <= spec.keys():
             raise RuleError(f"{origin}: {class_type!r}.models entries need 'role' and 'name'")
-        models.append(ModelSpec(**{k: spec[k] for k in ("role", "name", "strength_model", "strength_clip") if k in spec}))
+        keys = ("role", "name", "strength_model", "strength_clip")
+        models.append(ModelSpec(**{k: spec[k] for k in keys if k in spec}))
     return NodeRule(
         class_type=class_type,
         role=role,
