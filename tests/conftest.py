@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from comfyui_provenance.metadata.capture import SaveContext
 from comfyui_provenance.metadata.save import SavedFile, SaveOptions, save_images
 

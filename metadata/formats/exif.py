@@ -89,11 +89,20 @@ def parse(data: bytes) -> ExifContent:
     for tag in (*COMFY_TAGS, piexif.ImageIFD.Model):
         raw = zeroth.get(tag)
         if isinstance(raw, bytes):
-            text = raw.rstrip(b"\x00").decode("latin-1")
+            text = _ascii_tag(raw)
             key, sep, value = text.partition(":")
             if sep and (key in ("prompt", "workflow", "Prompt", "Workflow") or value.startswith("{")):
                 out.comfy.setdefault(key.lower() if key in ("Prompt", "Workflow") else key, value)
     software = zeroth.get(piexif.ImageIFD.Software)
     if isinstance(software, bytes):
-        out.software = software.rstrip(b"\x00").decode("latin-1")
+        out.software = _ascii_tag(software)
     return out
+
+
+def _ascii_tag(raw: bytes) -> str:
+    """EXIF ASCII is 7-bit by the book, but ComfyUI core puts UTF-8 JSON there: read it as such."""
+    data = raw.rstrip(b"\x00")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")

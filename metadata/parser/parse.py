@@ -211,7 +211,7 @@ class _Run:
             if role == "encode":
                 info.composite = True
                 return
-            if role == "latent" and not sized:
+            if rule is not None and "width" in rule.fields and not sized:
                 width, height = self.value(node, "width"), self.value(node, "height")
                 if width is not None or height is not None:
                     info.entry.width, info.entry.height, sized = width, height, True
