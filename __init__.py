@@ -27,9 +27,10 @@ def comfy_entrypoint() -> Any:
     return ProvenanceExtension()
 
 
-# A ComfyUI old enough to lack comfy_api only knows the V1 mappings. Defining them anywhere
-# else would hide the V3 entry point, because ComfyUI's loader prefers NODE_CLASS_MAPPINGS.
-if not _has_module("comfy_api") and _has_module("folder_paths"):
+# A ComfyUI without comfy_api.latest (before 0.3.48) only knows the V1 mappings; 0.3.31-0.3.47
+# already ship a bare comfy_api package but never call comfy_entrypoint. Defining the mappings
+# anywhere else would hide the V3 entry point, because ComfyUI's loader prefers NODE_CLASS_MAPPINGS.
+if not _has_module("comfy_api.latest") and _has_module("folder_paths"):
     from .nodes.v1 import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
     __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

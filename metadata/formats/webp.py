@@ -42,7 +42,7 @@ class WebpFormat:
             params["exif"] = tiff
         if any(p.target == XMP and p.status == "written" for p in plan.placements):
             params["xmp"] = xmp_packet(payloads, plan, WEBP_CHUNK_MAX)
-        if any(p.target == A1111 and p.status == "written" for p in plan.placements):
+        if image.mode != "RGB" and any(p.target == A1111 and p.status == "written" for p in plan.placements):
             image = image.convert("RGB")
         image.save(fp, format="WEBP", **params)
 
