@@ -31,8 +31,9 @@ SAVE_CLASSES = ("SaveImage", "PreviewImage", "SaveAnimatedWEBP")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="provenance-demo", help="output folder (default: %(default)s)")
-    parser.add_argument("--targets", default=",".join(TARGETS),
-                        help="comma-separated targets (default: all, sidecars included)")
+    parser.add_argument(
+        "--targets", default=",".join(TARGETS), help="comma-separated targets (default: all, sidecars included)"
+    )
 
 
 def examples() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -58,8 +59,9 @@ def placeholder(text: str, width: int, height: int, seed: int) -> np.ndarray:
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=max(10, w // 32))
     lines = textwrap.wrap(text, width=max(16, w // max(6, w // 48)))[: max(1, h // (w // 24 + 4))]
-    draw.multiline_text((w // 24, h // 24), "\n".join(lines), fill=(255, 255, 255), font=font,
-                        stroke_width=1, stroke_fill=(0, 0, 0))
+    draw.multiline_text(
+        (w // 24, h // 24), "\n".join(lines), fill=(255, 255, 255), font=font, stroke_width=1, stroke_fill=(0, 0, 0)
+    )
     return np.asarray(image)
 
 
@@ -81,8 +83,13 @@ def run(args: argparse.Namespace) -> int:
         node = save_node(prompt)
         gen = WorkflowParser().parse(prompt, node).generation
         image = placeholder(gen.positive or name, gen.width or 512, gen.height or 512, gen.seed or 0)
-        context = SaveContext(prompt=prompt, extra_pnginfo={"workflow": workflow}, save_node_id=node,
-                              prompt_id=f"demo-{name}", comfyui_version=None)
+        context = SaveContext(
+            prompt=prompt,
+            extra_pnginfo={"workflow": workflow},
+            save_node_id=node,
+            prompt_id=f"demo-{name}",
+            comfyui_version=None,
+        )
         for fmt in FORMATS:
             options = SaveOptions(format=fmt, quality=90, targets=targets)
             (saved,) = save_images([image], context, out, name, options, version=__version__)
@@ -90,12 +97,21 @@ def run(args: argparse.Namespace) -> int:
             same = saved.record is not None and back.to_dict() == saved.record.to_dict()
             failures += not same
             placements = saved.record.provenance.embedding if saved.record else []
-            inline = sorted({p.target for p in placements
-                             if p.status == "written" and not p.location.startswith("sidecar")})
-            rows.append((name, fmt, saved.path.name, f"{saved.path.stat().st_size / 1024:.0f}",
-                         ",".join(inline), str(len(saved.sidecars)),
-                         f"{'same record' if same else 'DIFFERENT'}: seed {back.generation.seed}, "
-                         f"{back.generation.sampler}/{back.generation.scheduler}, {len(back.passes)} pass(es)"))
+            inline = sorted(
+                {p.target for p in placements if p.status == "written" and not p.location.startswith("sidecar")}
+            )
+            rows.append(
+                (
+                    name,
+                    fmt,
+                    saved.path.name,
+                    f"{saved.path.stat().st_size / 1024:.0f}",
+                    ",".join(inline),
+                    str(len(saved.sidecars)),
+                    f"{'same record' if same else 'DIFFERENT'}: seed {back.generation.seed}, "
+                    f"{back.generation.sampler}/{back.generation.scheduler}, {len(back.passes)} pass(es)",
+                )
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
         print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)).rstrip())

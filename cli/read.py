@@ -30,10 +30,13 @@ def summary(record: Record) -> str:
         lines.append(f"  {model.role:<10}: {model.name}{strength}{hashes}")
     if len(record.passes) > 1:
         for i, p in enumerate(record.passes):
-            lines.append(f"  pass {i} (node {p.node_id}): {p.steps} steps {p.sampler}/{p.scheduler}"
-                         f" denoise {p.denoise}")
-    lines.append(f"  captured  : {prov.capture_mode} by {prov.generator.name} {prov.generator.version or ''}"
-                 f" at {prov.created}  (ComfyUI {prov.comfyui_version})")
+            lines.append(
+                f"  pass {i} (node {p.node_id}): {p.steps} steps {p.sampler}/{p.scheduler} denoise {p.denoise}"
+            )
+    lines.append(
+        f"  captured  : {prov.capture_mode} by {prov.generator.name} {prov.generator.version or ''}"
+        f" at {prov.created}  (ComfyUI {prov.comfyui_version})"
+    )
     graphs = [name for name in ("prompt", "workflow") if getattr(record, name)]
     lines.append(f"  graphs    : {', '.join(graphs) or 'none'}")
     for placement in prov.embedding:

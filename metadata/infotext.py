@@ -22,6 +22,7 @@ from .record import Generation, Model, Record
 NEGATIVE_PREFIX = "Negative prompt:"
 EXACT_PROMPT = "Exact prompt"
 EXACT_NEGATIVE = "Exact negative prompt"
+COMFY_SAMPLER = "ComfyUI sampler"
 
 # A1111 infotext_utils.re_param: a key, then a quoted JSON string or anything up to a comma.
 RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -130,6 +131,8 @@ def parameters(record: Record) -> list[tuple[str, str]]:
     if gen.denoise is not None and gen.denoise < 1:
         add("Denoising strength", gen.denoise)
     add("Distilled CFG Scale", gen.guidance)
+    if gen.sampler and sampler_from_label(sampler_label(gen.sampler))[0] != gen.sampler:
+        add(COMFY_SAMPLER, gen.sampler)  # the label is shared (dpmpp_sde and dpmpp_sde_gpu): keep the name
     if gen.batch_size and gen.batch_size > 1:
         add("Batch size", gen.batch_size)
         add("Batch pos", record.image.batch_index)
@@ -224,6 +227,7 @@ def to_record(info: Infotext) -> Record:
     """A record from an A1111-style file: the generation fields and the models it names."""
     p = info.params
     sampler, implied = sampler_from_label(p["Sampler"]) if "Sampler" in p else (None, None)
+    sampler = p.get(COMFY_SAMPLER, sampler)
     scheduler = scheduler_from_label(p["Schedule type"]) if "Schedule type" in p else implied
     size = RE_SIZE.match(p.get("Size", ""))
     gen = Generation(

@@ -2,13 +2,15 @@
 
 The container is sniffed, its metadata pulled raw (no pixel decoding), then an ordered table
 of readers, most specific and cheapest first, turns it into a record: our embedded record
-(resolving what it stored elsewhere), our JSON sidecar, ComfyUI's prompt graph, A1111 infotext.
+(resolving what it stored elsewhere), our sidecars (JSON record, XMP packet), ComfyUI's prompt
+graph, A1111 infotext (embedded, then the text sidecar), and last the XMP summary fields.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,7 @@ from .errors import ReadError
 from .formats import sidecar, xmp
 from .formats.base import Embedded, sniffers
 from .parser.parse import WorkflowParser
-from .record import Record
-
-SidecarReader = Callable[[], Record | None]
-Reader = Callable[[Embedded, SidecarReader], Record | None]
+from .record import Generation, Model, Record
 
 
 def extract(path: str | Path) -> Embedded:
@@ -38,6 +37,26 @@ def extract(path: str | Path) -> Embedded:
         raise ReadError(f"{path.name}: cannot open: {err.strerror or err}") from err
 
 
+@dataclass
+class Source:
+    """One file being read: what it embeds, plus its sidecars, each loaded at most once."""
+
+    path: Path
+    found: Embedded
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def sidecar_record(self) -> Record | None:
+        if "json" not in self._cache:
+            self._cache["json"] = sidecar.read_record(self.path)
+        return self._cache["json"]  # type: ignore[no-any-return]
+
+    def sidecar_text(self, kind: str) -> str | None:
+        if kind not in self._cache:
+            data = sidecar.read_bytes(self.path, kind)
+            self._cache[kind] = data.decode("utf-8", errors="replace") if data is not None else None
+        return self._cache[kind]  # type: ignore[no-any-return]
+
+
 def _json(text: str, what: str) -> Any:
     try:
         return json.loads(text)
@@ -45,55 +64,58 @@ def _json(text: str, what: str) -> Any:
         raise ReadError(f"{what} is not valid JSON: {err}") from err
 
 
-def _embedded_record_json(found: Embedded) -> str | None:
-    if found.record_json is not None:
-        return found.record_json
-    if found.xmp is not None:
-        return xmp.parse(found.xmp).get("Record")
-    return None
-
-
-def from_record(found: Embedded, sidecar_record: SidecarReader) -> Record | None:
-    text = _embedded_record_json(found)
-    if text is None:
-        return None
-    data = _json(text, "the embedded provenance record")
+def _record_from_json(text: str, src: Source, what: str) -> Record:
+    """A record as embedded: resolve what it stored elsewhere ($refs) in the file or sidecar."""
+    data = _json(text, what)
     if not isinstance(data, dict):
-        raise ReadError("the embedded provenance record is not a JSON object")
+        raise ReadError(f"{what} is not a JSON object")
     refs = data.pop("$refs", {}) or {}
     if "*" in refs:
-        full = sidecar_record()
+        full = src.sidecar_record()
         if full is not None:
             return full
         record = Record.from_dict(data)
         record.warn("the full record lives in the JSON sidecar, which is missing")
-        if found.infotext:
-            record.generation = infotext.to_record(infotext.parse(found.infotext)).generation
+        if src.found.infotext:
+            record.generation = infotext.to_record(infotext.parse(src.found.infotext)).generation
         return record
     record = Record.from_dict(data)
     for key, location in refs.items():
-        value = _resolve(found, location, key, sidecar_record)
+        if location.startswith("sidecar:"):
+            full = src.sidecar_record()
+            value = getattr(full, key) if full is not None else None
+        else:
+            text_value = src.found.comfy.get(key)
+            value = _json(text_value, f"the {key} chunk") if text_value is not None else None
         setattr(record, key, value)
     return record
 
 
-def _resolve(found: Embedded, location: str, key: str, sidecar_record: SidecarReader) -> Any:
-    if location.startswith("sidecar:"):
-        full = sidecar_record()
-        return getattr(full, key) if full is not None else None
-    text = found.comfy.get(key)
-    return _json(text, f"the {key} chunk") if text is not None else None
+def from_record(src: Source) -> Record | None:
+    text = src.found.record_json
+    if text is None and src.found.xmp is not None:
+        text = xmp.parse(src.found.xmp).get("Record")
+    return _record_from_json(text, src, "the embedded provenance record") if text is not None else None
 
 
-def from_sidecar(found: Embedded, sidecar_record: SidecarReader) -> Record | None:
-    return sidecar_record()
+def from_sidecar_json(src: Source) -> Record | None:
+    return src.sidecar_record()
 
 
-def from_comfyui(found: Embedded, sidecar_record: SidecarReader) -> Record | None:
-    if "prompt" not in found.comfy:
+def from_sidecar_xmp(src: Source) -> Record | None:
+    packet = src.sidecar_text("sidecar:xmp")
+    if packet is None:
         return None
-    prompt = _json(found.comfy["prompt"], "the ComfyUI prompt")
-    workflow = _json(found.comfy["workflow"], "the ComfyUI workflow") if "workflow" in found.comfy else None
+    text = xmp.parse(packet.encode("utf-8")).get("Record")
+    return _record_from_json(text, src, "the XMP sidecar's record") if text is not None else None
+
+
+def from_comfyui(src: Source) -> Record | None:
+    comfy = src.found.comfy
+    if "prompt" not in comfy:
+        return None
+    prompt = _json(comfy["prompt"], "the ComfyUI prompt")
+    workflow = _json(comfy["workflow"], "the ComfyUI workflow") if "workflow" in comfy else None
     if not isinstance(prompt, dict):
         raise ReadError("the ComfyUI prompt is not a JSON object")
     record = WorkflowParser().parse(prompt, None, workflow if isinstance(workflow, dict) else None)
@@ -102,32 +124,69 @@ def from_comfyui(found: Embedded, sidecar_record: SidecarReader) -> Record | Non
     return record
 
 
-def from_a1111(found: Embedded, sidecar_record: SidecarReader) -> Record | None:
-    if not found.infotext:
+def from_a1111(src: Source) -> Record | None:
+    text = src.found.infotext or src.sidecar_text("sidecar:txt")
+    return infotext.to_record(infotext.parse(text)) if text else None
+
+
+def from_xmp_fields(src: Source) -> Record | None:
+    """Our XMP summary alone (no record inside): the generation fields it names."""
+    if src.found.xmp is None:
         return None
-    return infotext.to_record(infotext.parse(found.infotext))
+    fields = xmp.parse(src.found.xmp)
+    if "Seed" not in fields and "Positive" not in fields:
+        return None
+    gen = Generation(
+        positive=fields.get("Positive"),
+        negative=fields.get("Negative"),
+        seed=_number(fields.get("Seed"), int),
+        steps=_number(fields.get("Steps"), int),
+        cfg=_number(fields.get("CFGScale"), float),
+        sampler=fields.get("Sampler"),
+        scheduler=fields.get("Scheduler"),
+        denoise=_number(fields.get("Denoise"), float),
+        width=_number(fields.get("Width"), int),
+        height=_number(fields.get("Height"), int),
+        guidance=_number(fields.get("Guidance"), float),
+    )
+    record = Record(generation=gen)
+    if fields.get("Checkpoint"):
+        record.models.append(Model(role="checkpoint", name=fields["Checkpoint"]))
+    record.models.extend(Model(role="lora", name=n.strip()) for n in fields.get("Loras", "").split(",") if n.strip())
+    record.provenance.capture_mode = "imported"
+    record.provenance.other["imported_from"] = "xmp"
+    return record
 
 
-READERS: list[Reader] = [from_record, from_sidecar, from_comfyui, from_a1111]
+def _number(text: str | None, kind: Callable[[str], Any]) -> Any:
+    if text is None:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        return None
+
+
+READERS: list[Callable[[Source], Record | None]] = [
+    from_record,
+    from_sidecar_json,
+    from_sidecar_xmp,
+    from_comfyui,
+    from_a1111,
+    from_xmp_fields,
+]
 
 
 def read(path: str | Path) -> Record:
     """The record a file carries; ReadError when it is unreadable or carries none."""
     path = Path(path)
-    found = extract(path)
-    cache: list[Record | None] = []
-
-    def sidecar_record() -> Record | None:
-        if not cache:
-            cache.append(sidecar.read_record(path))
-        return cache[0]
-
+    src = Source(path=path, found=extract(path))
     for reader in READERS:
-        record = reader(found, sidecar_record)
+        record = reader(src)
         if record is not None:
             if record.provenance.capture_mode == "imported":
-                record.image.format = record.image.format or found.format
-                record.image.width = record.image.width or found.width
-                record.image.height = record.image.height or found.height
+                record.image.format = record.image.format or src.found.format
+                record.image.width = record.image.width or src.found.width
+                record.image.height = record.image.height or src.found.height
             return record
     raise ReadError(f"{path.name}: no provenance, ComfyUI or A1111 metadata found")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -40,11 +41,11 @@ class _Node:
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any] | None) -> T:
         data = dict(data or {})
-        hints = _hints_of(cls)
         kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if f.name != "other" and f.name in data:
-                kwargs[f.name] = _load(hints[f.name], data.pop(f.name))
+        for name, load in _load_plan(cls):
+            if name in data:
+                value = data.pop(name)
+                kwargs[name] = value if load is None else load(value)
         return cls(**kwargs, other=data)  # type: ignore[call-arg]
 
 
@@ -66,20 +67,36 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def _load(hint: Any, value: Any) -> Any:
+Loader = Callable[[Any], Any]
+
+
+def _load_plan(cls: type) -> tuple[tuple[str, Loader | None], ...]:
+    """Each field's name and loader, worked out once per class: reading a file then costs no typing calls."""
+    cached = cls.__dict__.get("_load_plan_cache")
+    if cached is None:
+        hints = _hints_of(cls)
+        cached = tuple((f.name, _loader(hints[f.name])) for f in dataclasses.fields(cls) if f.name != "other")
+        setattr(cls, "_load_plan_cache", cached)  # noqa: B010 - class-level cache, not a field
+    return cached
+
+
+def _loader(hint: Any) -> Loader | None:
+    """How a JSON value becomes this field: a record part from its dict, a list of them, or as is (None)."""
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
-        nodes = [a for a in get_args(hint) if isinstance(a, type) and issubclass(a, _Node)]
-        if nodes and isinstance(value, dict):
-            return nodes[0].from_dict(value)
-        return value
+        node = next((a for a in get_args(hint) if isinstance(a, type) and issubclass(a, _Node)), None)
+        if node is None:
+            return None
+        return lambda value: node.from_dict(value) if isinstance(value, dict) else value
     if isinstance(hint, type) and issubclass(hint, _Node):
-        return hint.from_dict(value if isinstance(value, dict) else {})
-    if origin is list and isinstance(value, list):
+        return lambda value: hint.from_dict(value if isinstance(value, dict) else {})
+    if origin is list:
         (item,) = get_args(hint)
         if isinstance(item, type) and issubclass(item, _Node):
-            return [item.from_dict(v) if isinstance(v, dict) else v for v in value]
-    return value
+            return lambda value: (
+                [item.from_dict(v) if isinstance(v, dict) else v for v in value] if isinstance(value, list) else value
+            )
+    return None
 
 
 @dataclass
@@ -123,7 +140,6 @@ class Pass(_Node):
     other: dict[str, Any] = field(default_factory=dict)
 
 
-
 @dataclass
 class Model(_Node):
     """A model file the output depends on: checkpoint, unet, clip, vae, lora, embedding, ..."""
@@ -135,7 +151,6 @@ class Model(_Node):
     strength_model: float | None = None
     strength_clip: float | None = None
     other: dict[str, Any] = field(default_factory=dict)
-
 
 
 @dataclass
@@ -160,7 +175,6 @@ class Placement(_Node):
     status: str = "written"
     reason: str | None = None
     other: dict[str, Any] = field(default_factory=dict)
-
 
 
 @dataclass

@@ -171,16 +171,16 @@ def _comfy_chunks(context: SaveContext) -> list[tuple[str, str]]:
         chunks.append(("prompt", json.dumps(scrub(context.prompt))))
     if isinstance(context.extra_pnginfo, dict):
         # A credential is never a chunk of its own, even at the top level of extra_pnginfo.
-        chunks.extend((k, json.dumps(scrub(v))) for k, v in context.extra_pnginfo.items()
-                      if k not in SECRET_KEYS)
+        chunks.extend((k, json.dumps(scrub(v))) for k, v in context.extra_pnginfo.items() if k not in SECRET_KEYS)
     return chunks
 
 
 def _for_image(base: Record, pil: PILImage.Image, index: int, count: int, *, fmt: str, name: str) -> Record:
     record = copy.copy(base)
     record.provenance = copy.deepcopy(base.provenance)
-    record.image = Image(format=fmt, width=pil.width, height=pil.height, batch_index=index,
-                         batch_size=count, filename=name)
+    record.image = Image(
+        format=fmt, width=pil.width, height=pil.height, batch_index=index, batch_size=count, filename=name
+    )
     return record
 
 
@@ -227,8 +227,9 @@ def _plan_sidecars(plan: Plan, targets: frozenset[str]) -> None:
 def _write_sidecars(path: Path, record: Record, payloads: Payloads, plan: Plan) -> list[Path]:
     """Text and XMP first, the JSON record last, so it reports how the others went."""
     written = []
-    for placement in sorted((p for p in plan.placements if p.target.startswith("sidecar_")),
-                            key=lambda p: p.location == "sidecar:json"):
+    for placement in sorted(
+        (p for p in plan.placements if p.target.startswith("sidecar_")), key=lambda p: p.location == "sidecar:json"
+    ):
         target = sidecar.path_for(path, placement.location)
         try:
             if placement.location == "sidecar:txt":

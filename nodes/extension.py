@@ -27,8 +27,9 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
                 io.Combo.Input("format", options=spec.FORMATS, default="png", tooltip=tip["format"]),
                 io.Int.Input("quality", default=95, min=1, max=100, tooltip=tip["quality"]),
                 io.Boolean.Input("lossless", default=False, tooltip=tip["lossless"]),
-                io.MultiCombo.Input("targets", options=list(TARGETS), default=spec.DEFAULT_TARGET_LIST,
-                                    tooltip=tip["targets"]),
+                io.MultiCombo.Input(
+                    "targets", options=list(TARGETS), default=spec.DEFAULT_TARGET_LIST, tooltip=tip["targets"]
+                ),
             ],
             outputs=[io.Image.Output(display_name="images")],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo, io.Hidden.unique_id],
@@ -36,12 +37,21 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
         )
 
     @classmethod
-    def execute(cls, *, images: Any, filename_prefix: str, format: str, quality: int, lossless: bool,
-                targets: Any) -> Any:
+    def execute(
+        cls, *, images: Any, filename_prefix: str, format: str, quality: int, lossless: bool, targets: Any
+    ) -> Any:
         hidden = cls.hidden
-        results = spec.run(images=images, filename_prefix=filename_prefix, format=format, quality=quality,
-                           lossless=lossless, targets=targets, prompt=hidden.prompt,
-                           extra_pnginfo=hidden.extra_pnginfo, unique_id=hidden.unique_id)
+        results = spec.run(
+            images=images,
+            filename_prefix=filename_prefix,
+            format=format,
+            quality=quality,
+            lossless=lossless,
+            targets=targets,
+            prompt=hidden.prompt,
+            extra_pnginfo=hidden.extra_pnginfo,
+            unique_id=hidden.unique_id,
+        )
         return io.NodeOutput(images, ui={"images": results})
 
 

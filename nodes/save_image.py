@@ -54,18 +54,42 @@ def _arrays(images: Any) -> list[np.ndarray]:
     return [img.cpu().numpy() if hasattr(img, "cpu") else np.asarray(img) for img in images]
 
 
-def run(*, images: Any, filename_prefix: str, format: str, quality: int, lossless: bool,
-        targets: str | Iterable[str], prompt: Mapping[str, Any] | None,
-        extra_pnginfo: Mapping[str, Any] | None, unique_id: str | None) -> list[dict[str, str]]:
+def run(
+    *,
+    images: Any,
+    filename_prefix: str,
+    format: str,
+    quality: int,
+    lossless: bool,
+    targets: str | Iterable[str],
+    prompt: Mapping[str, Any] | None,
+    extra_pnginfo: Mapping[str, Any] | None,
+    unique_id: str | None,
+) -> list[dict[str, str]]:
     """Save the batch; returns the UI preview entries core's SaveImage returns."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    options = SaveOptions(format=format, quality=quality, lossless=lossless, targets=parse_targets(targets),
-                          disable_metadata=compat.metadata_disabled())
-    context = SaveContext(prompt=prompt, extra_pnginfo=extra_pnginfo,
-                          save_node_id=str(unique_id) if unique_id is not None else None,
-                          prompt_id=compat.current_prompt_id(), comfyui_version=compat.comfyui_version())
-    saved = save_images(_arrays(images), context, compat.output_directory(), filename_prefix, options,
-                        version=__version__, namer=compat.save_namer())
+    options = SaveOptions(
+        format=format,
+        quality=quality,
+        lossless=lossless,
+        targets=parse_targets(targets),
+        disable_metadata=compat.metadata_disabled(),
+    )
+    context = SaveContext(
+        prompt=prompt,
+        extra_pnginfo=extra_pnginfo,
+        save_node_id=str(unique_id) if unique_id is not None else None,
+        prompt_id=compat.current_prompt_id(),
+        comfyui_version=compat.comfyui_version(),
+    )
+    saved = save_images(
+        _arrays(images),
+        context,
+        compat.output_directory(),
+        filename_prefix,
+        options,
+        version=__version__,
+        namer=compat.save_namer(),
+    )
     return [{"filename": f.path.name, "subfolder": f.subfolder, "type": "output"} for f in saved]
-

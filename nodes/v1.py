@@ -25,17 +25,38 @@ class ProvenanceSaveImageV1:
                 "format": (spec.FORMATS, {"default": "png", "tooltip": tip["format"]}),
                 "quality": ("INT", {"default": 95, "min": 1, "max": 100, "tooltip": tip["quality"]}),
                 "lossless": ("BOOLEAN", {"default": False, "tooltip": tip["lossless"]}),
-                "targets": ("STRING", {"default": ",".join(spec.DEFAULT_TARGET_LIST),
-                                       "tooltip": tip["targets"] + " Comma-separated."}),
+                "targets": (
+                    "STRING",
+                    {"default": ",".join(spec.DEFAULT_TARGET_LIST), "tooltip": tip["targets"] + " Comma-separated."},
+                ),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
 
-    def save(self, *, images: Any, filename_prefix: str, format: str, quality: int, lossless: bool, targets: str,
-             prompt: Any = None, extra_pnginfo: Any = None, unique_id: Any = None) -> dict[str, Any]:
-        results = spec.run(images=images, filename_prefix=filename_prefix, format=format, quality=quality,
-                           lossless=lossless, targets=targets, prompt=prompt, extra_pnginfo=extra_pnginfo,
-                           unique_id=unique_id)
+    def save(
+        self,
+        *,
+        images: Any,
+        filename_prefix: str,
+        format: str,
+        quality: int,
+        lossless: bool,
+        targets: str,
+        prompt: Any = None,
+        extra_pnginfo: Any = None,
+        unique_id: Any = None,
+    ) -> dict[str, Any]:
+        results = spec.run(
+            images=images,
+            filename_prefix=filename_prefix,
+            format=format,
+            quality=quality,
+            lossless=lossless,
+            targets=targets,
+            prompt=prompt,
+            extra_pnginfo=extra_pnginfo,
+            unique_id=unique_id,
+        )
         return {"ui": {"images": results}, "result": (images,)}
 
 

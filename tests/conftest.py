@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from comfyui_provenance.metadata.capture import SaveContext
 from comfyui_provenance.metadata.save import SavedFile, SaveOptions, save_images
 
@@ -40,8 +41,13 @@ def save_node_of(prompt: dict[str, Any]) -> str:
 
 def context_for(name: str) -> SaveContext:
     api, ui = load_workflow(name)
-    return SaveContext(prompt=api, extra_pnginfo={"workflow": ui}, save_node_id=save_node_of(api),
-                       prompt_id="test-prompt", comfyui_version="0.33.0")
+    return SaveContext(
+        prompt=api,
+        extra_pnginfo={"workflow": ui},
+        save_node_id=save_node_of(api),
+        prompt_id="test-prompt",
+        comfyui_version="0.33.0",
+    )
 
 
 def pixels(width: int = 96, height: int = 64, seed: int = 0) -> np.ndarray:
@@ -53,10 +59,10 @@ def pixels(width: int = 96, height: int = 64, seed: int = 0) -> np.ndarray:
 def save(tmp_path: Path) -> Callable[..., SavedFile]:
     """save(context, **SaveOptions fields) -> the one SavedFile, written under tmp_path."""
 
-    def _save(context: SaveContext, image: np.ndarray | None = None, prefix: str = "test",
-              **options: Any) -> SavedFile:
-        files = save_images([pixels() if image is None else image], context, tmp_path, prefix,
-                            SaveOptions(**options), version="test")
+    def _save(context: SaveContext, image: np.ndarray | None = None, prefix: str = "test", **options: Any) -> SavedFile:
+        files = save_images(
+            [pixels() if image is None else image], context, tmp_path, prefix, SaveOptions(**options), version="test"
+        )
         return files[0]
 
     return _save

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image as PILImage
+
 from comfyui_provenance.metadata.capture import SaveContext
 from comfyui_provenance.metadata.errors import ReadError
 from comfyui_provenance.metadata.formats import xmp as xmp_module
 from comfyui_provenance.metadata.formats.base import TARGETS, by_name
 from comfyui_provenance.metadata.read import read
 from comfyui_provenance.metadata.save import SavedFile, SaveOptions, save_images
-from PIL import Image as PILImage
-
 from tests.conftest import context_for, load_workflow, pixels, save_node_of
 
 FORMATS = ("png", "jpeg", "webp")
@@ -67,8 +67,9 @@ def read_error(path: Path, seconds: float = 5) -> str:
     return message
 
 
-def save_one(tmp_path: Path, context: SaveContext, fmt: str, targets: frozenset[str] | None = None,
-             prefix: str = "bad") -> SavedFile:
+def save_one(
+    tmp_path: Path, context: SaveContext, fmt: str, targets: frozenset[str] | None = None, prefix: str = "bad"
+) -> SavedFile:
     options = SaveOptions(format=fmt) if targets is None else SaveOptions(format=fmt, targets=targets)
     return save_images([pixels()], context, tmp_path, prefix, options, version="test")[0]
 
@@ -108,18 +109,18 @@ def boundaries(fmt: str, data: bytes) -> list[int]:
         pos = 8
         while pos < len(data):
             cuts.append(pos)
-            pos += 12 + struct.unpack(">I", data[pos:pos + 4])[0]
+            pos += 12 + struct.unpack(">I", data[pos : pos + 4])[0]
     elif fmt == "webp":
         pos = 12
         while pos < len(data):
             cuts.append(pos)
-            size = struct.unpack("<I", data[pos + 4:pos + 8])[0]
+            size = struct.unpack("<I", data[pos + 4 : pos + 8])[0]
             pos += 8 + size + (size & 1)
     else:
         pos = 2
         while pos < len(data) and data[pos] == 0xFF and data[pos + 1] not in (0xDA, 0xD9):
             cuts.append(pos)
-            pos += 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
+            pos += 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
         cuts.append(pos)
     return cuts
 
@@ -147,13 +148,16 @@ def test_truncated_files_are_read_errors(fmt: str, tmp_path: Path) -> None:
     assert not silent, f"{fmt} cut at {silent} of {len(data)} bytes read without an error"
 
 
-@pytest.mark.parametrize("name,data", [
-    ("empty.png", b""),
-    ("garbage.png", bytes(range(256)) * 16),
-    ("text.png", b"this is not an image\n" * 10),
-    ("image.gif", b"GIF89a" + bytes(100)),
-    ("tiny.jpg", b"\xff\xd8"),
-])
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("empty.png", b""),
+        ("garbage.png", bytes(range(256)) * 16),
+        ("text.png", b"this is not an image\n" * 10),
+        ("image.gif", b"GIF89a" + bytes(100)),
+        ("tiny.jpg", b"\xff\xd8"),
+    ],
+)
 def test_foreign_files_are_read_errors(name: str, data: bytes, tmp_path: Path) -> None:
     path = tmp_path / name
     path.write_bytes(data)
@@ -161,8 +165,9 @@ def test_foreign_files_are_read_errors(name: str, data: bytes, tmp_path: Path) -
     assert "not a PNG, JPEG or WEBP" in message and name in message
 
 
-@pytest.mark.parametrize("prefix", [PNG_SIGNATURE, b"\xff\xd8\xff", b"RIFF\x00\x10\x00\x00WEBP"],
-                         ids=["png", "jpeg", "webp"])
+@pytest.mark.parametrize(
+    "prefix", [PNG_SIGNATURE, b"\xff\xd8\xff", b"RIFF\x00\x10\x00\x00WEBP"], ids=["png", "jpeg", "webp"]
+)
 def test_garbage_after_a_valid_signature_is_a_read_error(prefix: bytes, tmp_path: Path) -> None:
     path = tmp_path / "garbage.bin"
     for seed in range(5):
@@ -202,13 +207,13 @@ XMP_BODY = (
 LAUGHS = "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
 BILLION_LAUGHS = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
-    f'<!DOCTYPE lolz [<!ENTITY lol0 "lol">{LAUGHS}]>\n'
-    + XMP_BODY.format(ref="&lol9;") + '\n<?xpacket end="w"?>'
+    f'<!DOCTYPE lolz [<!ENTITY lol0 "lol">{LAUGHS}]>\n' + XMP_BODY.format(ref="&lol9;") + '\n<?xpacket end="w"?>'
 ).encode("utf-8")
 EXTERNAL_ENTITY = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
     '<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
-    + XMP_BODY.format(ref="&xxe;") + '\n<?xpacket end="w"?>'
+    + XMP_BODY.format(ref="&xxe;")
+    + '\n<?xpacket end="w"?>'
 ).encode("utf-8")
 BOMBS = {"billion-laughs": BILLION_LAUGHS, "external-entity": EXTERNAL_ENTITY}
 
@@ -306,8 +311,13 @@ def context_with_prompt(text: str) -> SaveContext:
     api, ui = load_workflow("default")
     api = copy.deepcopy(api)
     api["6"]["inputs"]["text"] = text
-    return SaveContext(prompt=api, extra_pnginfo={"workflow": ui}, save_node_id=save_node_of(api),
-                       prompt_id="huge", comfyui_version="0.3.60")
+    return SaveContext(
+        prompt=api,
+        extra_pnginfo={"workflow": ui},
+        save_node_id=save_node_of(api),
+        prompt_id="huge",
+        comfyui_version="0.3.60",
+    )
 
 
 def placements(saved: SavedFile) -> list[dict[str, Any]]:
@@ -390,8 +400,9 @@ def test_unwritable_output_folder_emulated(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(os, "open", guarded_open)
     for fmt in FORMATS:
         with pytest.raises(PermissionError) as caught:
-            save_images([pixels()], context_for("default"), folder, "x",
-                        SaveOptions(format=fmt, targets=frozenset(TARGETS)))
+            save_images(
+                [pixels()], context_for("default"), folder, "x", SaveOptions(format=fmt, targets=frozenset(TARGETS))
+            )
         assert str(folder) in str(caught.value)
     assert leftovers(folder) == []
 
@@ -415,9 +426,9 @@ FAILURES: dict[str, Callable[[pytest.MonkeyPatch, str], None]] = {
 
 @pytest.mark.parametrize("failure", FAILURES)
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_a_failing_writer_still_saves_the_image(fmt: str, failure: str, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_writer_still_saves_the_image(
+    fmt: str, failure: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     FAILURES[failure](monkeypatch, fmt)
     context = context_for("lora")
     with caplog.at_level(logging.WARNING, logger="comfyui_provenance"):
@@ -451,8 +462,8 @@ def png_texts(data: bytes) -> list[bytes]:
     """Every tEXt/zTXt/iTXt payload, inflated, so compressed chunks are searched too."""
     out, pos = [], 8
     while pos + 8 <= len(data):
-        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         if ctype == b"zTXt":
             out.append(zlib.decompress(body.split(b"\x00", 1)[1][1:]))
         elif ctype == b"iTXt":

@@ -8,28 +8,61 @@ import time
 from typing import Any
 
 import pytest
-from comfyui_provenance.metadata import infotext
-from comfyui_provenance.metadata.record import Generation, Model, Record
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
+from comfyui_provenance.metadata import infotext
+from comfyui_provenance.metadata.record import Generation, Model, Record
 
 NAMES = infotext._names()
 SAMPLERS = sorted(NAMES["samplers"])
 SCHEDULERS = sorted(NAMES["schedulers"])
 # Samplers whose A1111 label is shared with another ComfyUI sampler (dpmpp_sde / dpmpp_sde_gpu ...):
 # the label alone cannot say which one ran. test_shared_sampler_labels_round_trip covers them.
-SHARED_LABEL = sorted(
-    s for s in SAMPLERS if infotext.sampler_from_label(infotext.sampler_label(s))[0] != s
-)
+SHARED_LABEL = sorted(s for s in SAMPLERS if infotext.sampler_from_label(infotext.sampler_label(s))[0] != s)
 UNAMBIGUOUS = [s for s in SAMPLERS if s not in SHARED_LABEL]
 
 # Fragments that break naive infotext writers: line starts, separators, quotes, NUL, bidi, emoji.
 TRICKY = [
-    "\n", "\r\n", "\r", " ", "\t", "  ", ",", ":", ", ", ": ", '"', '\\"', "\\", "\x00", "\x85", "\u2028",
-    "Negative prompt:", "Negative prompt: ", "\nNegative prompt: x", "\nnegative prompt: y",
-    "Steps: 20, Sampler: Euler, CFG scale: 7", "\nSteps: 1, Seed: 2, Size: 3x4", "Exact prompt: ",
-    'Exact prompt: "x"', "null", '"quoted"', "(masterpiece:1.2)", "<lora:name:0.8>", "embedding:foo",
-    "😀", "👩‍👩‍👧", "مرحبا بالعالم", "שלום", "\u202eevil\u202c", "Über", "ß", "ヘ", "\ufeff", "\ufffd",
+    "\n",
+    "\r\n",
+    "\r",
+    " ",
+    "\t",
+    "  ",
+    ",",
+    ":",
+    ", ",
+    ": ",
+    '"',
+    '\\"',
+    "\\",
+    "\x00",
+    "\x85",
+    "\u2028",
+    "Negative prompt:",
+    "Negative prompt: ",
+    "\nNegative prompt: x",
+    "\nnegative prompt: y",
+    "Steps: 20, Sampler: Euler, CFG scale: 7",
+    "\nSteps: 1, Seed: 2, Size: 3x4",
+    "Exact prompt: ",
+    'Exact prompt: "x"',
+    "null",
+    '"quoted"',
+    "(masterpiece:1.2)",
+    "<lora:name:0.8>",
+    "embedding:foo",
+    "😀",
+    "👩‍👩‍👧",
+    "مرحبا بالعالم",
+    "שלום",
+    "\u202eevil\u202c",
+    "Über",
+    "ß",
+    "ヘ",
+    "\ufeff",
+    "\ufffd",
 ]
 prompts = st.one_of(
     st.text(),
@@ -43,16 +76,40 @@ steps = st.integers(min_value=0, max_value=10_000)
 cfgs = st.floats(allow_nan=False, allow_infinity=False)
 sizes = st.integers(min_value=1, max_value=16_384)
 denoises = st.one_of(st.none(), st.floats(min_value=0.0, max_value=1.0))
-versions = st.one_of(st.none(), st.from_regex(r"[0-9]\.[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True),
-                     st.sampled_from(["0.3.48, rc: 2", "v1\nline"]))
+versions = st.one_of(
+    st.none(),
+    st.from_regex(r"[0-9]\.[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True),
+    st.sampled_from(["0.3.48, rc: 2", "v1\nline"]),
+)
 
 
-def make_record(positive: str | None, negative: str | None, seed: int = 1, steps: int = 20, cfg: float = 7.0,
-                sampler: str | None = "euler", scheduler: str | None = "normal", width: int = 512,
-                height: int = 768, denoise: float | None = None, version: str | None = "0.3.60") -> Record:
-    rec = Record(generation=Generation(positive=positive, negative=negative, seed=seed, steps=steps, cfg=cfg,
-                                       sampler=sampler, scheduler=scheduler, width=width, height=height,
-                                       denoise=denoise))
+def make_record(
+    positive: str | None,
+    negative: str | None,
+    seed: int = 1,
+    steps: int = 20,
+    cfg: float = 7.0,
+    sampler: str | None = "euler",
+    scheduler: str | None = "normal",
+    width: int = 512,
+    height: int = 768,
+    denoise: float | None = None,
+    version: str | None = "0.3.60",
+) -> Record:
+    rec = Record(
+        generation=Generation(
+            positive=positive,
+            negative=negative,
+            seed=seed,
+            steps=steps,
+            cfg=cfg,
+            sampler=sampler,
+            scheduler=scheduler,
+            width=width,
+            height=height,
+            denoise=denoise,
+        )
+    )
     rec.provenance.comfyui_version = version
     return rec
 
@@ -133,30 +190,84 @@ def a1111_parse(x: str) -> dict[str, Any]:
 plain_line = st.text(st.characters(exclude_characters="\n\x00", exclude_categories=("Cs",)), min_size=1).filter(
     lambda s: s == s.strip() and not s.startswith("Negative prompt:")
 )
-plain_prompts = st.lists(st.one_of(plain_line, st.just("")), min_size=1, max_size=5).map("\n".join).filter(
-    lambda s: s == s.strip() and s != ""
+plain_prompts = (
+    st.lists(st.one_of(plain_line, st.just("")), min_size=1, max_size=5)
+    .map("\n".join)
+    .filter(lambda s: s == s.strip() and s != "")
 )
 
-with_separator = st.tuples(st.text(max_size=12), st.sampled_from([",", ":", "\n"]), st.text(max_size=12)).map(
-    "".join
-)
+with_separator = st.tuples(st.text(max_size=12), st.sampled_from([",", ":", "\n"]), st.text(max_size=12)).map("".join)
 
 
 # -- round trips ------------------------------------------------------------------------------------
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(positive=prompts, negative=st.one_of(st.none(), prompts), seed=seeds, steps=steps, cfg=cfgs,
-       sampler=samplers, scheduler=schedulers, width=sizes, height=sizes, denoise=denoises, version=versions)
-@example(positive="Negative prompt: not really\nStill positive", negative=None, seed=0, steps=0, cfg=-0.0,
-         sampler="euler", scheduler=None, width=1, height=1, denoise=1.0, version=None)
-@example(positive="", negative="", seed=2**64 - 1, steps=1, cfg=1e308, sampler="dpmpp_2m", scheduler="karras",
-         width=16384, height=1, denoise=0.0, version="0.3.48, rc: 2")
-@example(positive="  lead\n\ntrail  ", negative="\n", seed=5, steps=5, cfg=5e-324, sampler="lcm",
-         scheduler="linear_quadratic", width=2, height=3, denoise=0.99, version="v1\nline")
-def test_build_parse_round_trip(positive: str, negative: str | None, seed: int, steps: int, cfg: float,
-                                sampler: str, scheduler: str | None, width: int, height: int,
-                                denoise: float | None, version: str | None) -> None:
+@given(
+    positive=prompts,
+    negative=st.one_of(st.none(), prompts),
+    seed=seeds,
+    steps=steps,
+    cfg=cfgs,
+    sampler=samplers,
+    scheduler=schedulers,
+    width=sizes,
+    height=sizes,
+    denoise=denoises,
+    version=versions,
+)
+@example(
+    positive="Negative prompt: not really\nStill positive",
+    negative=None,
+    seed=0,
+    steps=0,
+    cfg=-0.0,
+    sampler="euler",
+    scheduler=None,
+    width=1,
+    height=1,
+    denoise=1.0,
+    version=None,
+)
+@example(
+    positive="",
+    negative="",
+    seed=2**64 - 1,
+    steps=1,
+    cfg=1e308,
+    sampler="dpmpp_2m",
+    scheduler="karras",
+    width=16384,
+    height=1,
+    denoise=0.0,
+    version="0.3.48, rc: 2",
+)
+@example(
+    positive="  lead\n\ntrail  ",
+    negative="\n",
+    seed=5,
+    steps=5,
+    cfg=5e-324,
+    sampler="lcm",
+    scheduler="linear_quadratic",
+    width=2,
+    height=3,
+    denoise=0.99,
+    version="v1\nline",
+)
+def test_build_parse_round_trip(
+    positive: str,
+    negative: str | None,
+    seed: int,
+    steps: int,
+    cfg: float,
+    sampler: str,
+    scheduler: str | None,
+    width: int,
+    height: int,
+    denoise: float | None,
+    version: str | None,
+) -> None:
     rec = make_record(positive, negative, seed, steps, cfg, sampler, scheduler, width, height, denoise, version)
     text = infotext.build(rec)
     back = infotext.to_record(infotext.parse(text))
@@ -207,11 +318,30 @@ def test_values_with_separators_are_json_quoted(name: str, scheduler: str) -> No
 
 
 @settings(max_examples=300, deadline=None)
-@given(positive=plain_prompts, negative=st.one_of(st.none(), plain_prompts), seed=seeds, steps=steps,
-       cfg=cfgs, sampler=samplers, scheduler=schedulers, width=sizes, height=sizes, denoise=denoises)
-def test_a1111_reads_what_we_write(positive: str, negative: str | None, seed: int, steps: int, cfg: float,
-                                   sampler: str, scheduler: str | None, width: int, height: int,
-                                   denoise: float | None) -> None:
+@given(
+    positive=plain_prompts,
+    negative=st.one_of(st.none(), plain_prompts),
+    seed=seeds,
+    steps=steps,
+    cfg=cfgs,
+    sampler=samplers,
+    scheduler=schedulers,
+    width=sizes,
+    height=sizes,
+    denoise=denoises,
+)
+def test_a1111_reads_what_we_write(
+    positive: str,
+    negative: str | None,
+    seed: int,
+    steps: int,
+    cfg: float,
+    sampler: str,
+    scheduler: str | None,
+    width: int,
+    height: int,
+    denoise: float | None,
+) -> None:
     """For plain prompts A1111's own rules read our text exactly, and our parser agrees with them."""
     rec = make_record(positive, negative, seed, steps, cfg, sampler, scheduler, width, height, denoise)
     text = infotext.build(rec)
@@ -247,10 +377,12 @@ def test_a_one_megabyte_prompt_round_trips() -> None:
 
 
 def test_known_labels_are_written_as_a1111_does() -> None:
-    rec = make_record("a cat", "dog", seed=42, steps=25, cfg=6.5, sampler="dpmpp_2m", scheduler="karras",
-                      width=832, height=1216)
-    rec.models.append(Model(role="checkpoint", name="sdxl/juggernaut, v9: final.safetensors",
-                            hashes={"autov2": "31e35c80fc"}))
+    rec = make_record(
+        "a cat", "dog", seed=42, steps=25, cfg=6.5, sampler="dpmpp_2m", scheduler="karras", width=832, height=1216
+    )
+    rec.models.append(
+        Model(role="checkpoint", name="sdxl/juggernaut, v9: final.safetensors", hashes={"autov2": "31e35c80fc"})
+    )
     last = infotext.build(rec).rpartition("\n")[2]
     assert last.startswith("Steps: 25, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 42, ")
     assert "Size: 832x1216" in last
@@ -260,14 +392,17 @@ def test_known_labels_are_written_as_a1111_does() -> None:
     assert back.models[0].hashes == {"autov2": "31e35c80fc"}
 
 
-@pytest.mark.parametrize(("label", "sampler", "scheduler"), [
-    ("DPM++ 2M Karras", "dpmpp_2m", "karras"),
-    ("DPM++ 2M SDE Karras", "dpmpp_2m_sde", "karras"),
-    ("Euler a", "euler_ancestral", None),
-    ("DPM++ 2M", "dpmpp_2m", None),
-    ("DPM++ SDE Exponential", "dpmpp_sde", "exponential"),
-    ("My Custom Sampler", "My Custom Sampler", None),
-])
+@pytest.mark.parametrize(
+    ("label", "sampler", "scheduler"),
+    [
+        ("DPM++ 2M Karras", "dpmpp_2m", "karras"),
+        ("DPM++ 2M SDE Karras", "dpmpp_2m_sde", "karras"),
+        ("Euler a", "euler_ancestral", None),
+        ("DPM++ 2M", "dpmpp_2m", None),
+        ("DPM++ SDE Exponential", "dpmpp_sde", "exponential"),
+        ("My Custom Sampler", "My Custom Sampler", None),
+    ],
+)
 def test_legacy_combined_labels_are_split(label: str, sampler: str, scheduler: str | None) -> None:
     text = f"a photo\nNegative prompt: blurry\nSteps: 20, Sampler: {label}, CFG scale: 7, Seed: 1, Size: 512x512"
     gen = infotext.to_record(infotext.parse(text)).generation
@@ -310,8 +445,8 @@ def test_parses_a1111_written_infotext() -> None:
     text = (
         "masterpiece, 1girl\nwith a second line\n"
         "Negative prompt: lowres, (bad hands:1.3)\n"
-        'Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 1234567890, Size: 512x768, '
-        'Model hash: 31e35c80fc, Model: sd_xl_base_1.0, Denoising strength: 0.45, '
+        "Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 1234567890, Size: 512x768, "
+        "Model hash: 31e35c80fc, Model: sd_xl_base_1.0, Denoising strength: 0.45, "
         'Lora hashes: "add_detail: 7c6bad76eb54, film_grain: 0123456789ab", Version: v1.10.1'
     )
     rec = infotext.to_record(infotext.parse(text))

@@ -9,29 +9,57 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+
 from comfyui_provenance.metadata.parser.parse import WorkflowParser, parse
 from comfyui_provenance.metadata.record import COMPOSITE, TRAINED, Record
-
 from tests.conftest import corpus_names, expected, load_workflow, save_node_of
 
 # Workflows built from core nodes only (KSampler/KSamplerAdvanced, CheckpointLoaderSimple, CLIPTextEncode,
 # EmptyLatentImage, LatentUpscale, LoraLoader, VAELoader, ControlNet...), whose expectations in
 # expected.json the bundled rules must meet exactly.
 CORE = [
-    "default", "lora", "lora_multiple", "hiresfix_latent_workflow", "image2image", "inpaint_example",
-    "image_sdxl_simple", "embedding_example", "sdxl_refiner_prompt_example", "esrgan_example",
-    "2_pass_pose_worship", "controlnet_example", "gligen_textbox_example",
+    "default",
+    "lora",
+    "lora_multiple",
+    "hiresfix_latent_workflow",
+    "image2image",
+    "inpaint_example",
+    "image_sdxl_simple",
+    "embedding_example",
+    "sdxl_refiner_prompt_example",
+    "esrgan_example",
+    "2_pass_pose_worship",
+    "controlnet_example",
+    "gligen_textbox_example",
 ]
 COMPOSITE_WORKFLOWS = {"image2image", "inpaint_example"}
 # Text-to-image from an empty latent with no input image at all.
-PURE_T2I = {"default", "lora", "lora_multiple", "hiresfix_latent_workflow", "image_sdxl_simple",
-            "embedding_example", "sdxl_refiner_prompt_example", "esrgan_example"}
+PURE_T2I = {
+    "default",
+    "lora",
+    "lora_multiple",
+    "hiresfix_latent_workflow",
+    "image_sdxl_simple",
+    "embedding_example",
+    "sdxl_refiner_prompt_example",
+    "esrgan_example",
+}
 EXACT = ("positive", "negative", "sampler", "scheduler")
 INTEGERS = ("seed", "steps", "width", "height", "batch_size")
 FLOATS = ("cfg", "denoise")
-STAGE_FIELDS = {"seed": "seed", "steps": "steps", "cfg": "cfg", "sampler": "sampler", "scheduler": "scheduler",
-                "denoise": "denoise", "start_at_step": "start_step", "end_at_step": "end_step",
-                "positive": "positive", "negative": "negative", "checkpoint": "model"}
+STAGE_FIELDS = {
+    "seed": "seed",
+    "steps": "steps",
+    "cfg": "cfg",
+    "sampler": "sampler",
+    "scheduler": "scheduler",
+    "denoise": "denoise",
+    "start_at_step": "start_step",
+    "end_at_step": "end_step",
+    "positive": "positive",
+    "negative": "negative",
+    "checkpoint": "model",
+}
 
 
 @contextmanager
@@ -196,12 +224,26 @@ def test_conditioning_cycle_terminates_and_still_finds_the_text() -> None:
 def test_model_cycle_terminates() -> None:
     api = default_api()
     api["3"]["inputs"]["model"] = ["40", 0]
-    api["40"] = {"class_type": "LoraLoader", "inputs": {"model": ["41", 0], "clip": ["4", 1],
-                                                        "lora_name": "a.safetensors", "strength_model": 0.5,
-                                                        "strength_clip": 1.0}}
-    api["41"] = {"class_type": "LoraLoader", "inputs": {"model": ["40", 0], "clip": ["4", 1],
-                                                        "lora_name": "b.safetensors", "strength_model": 0.25,
-                                                        "strength_clip": 1.0}}
+    api["40"] = {
+        "class_type": "LoraLoader",
+        "inputs": {
+            "model": ["41", 0],
+            "clip": ["4", 1],
+            "lora_name": "a.safetensors",
+            "strength_model": 0.5,
+            "strength_clip": 1.0,
+        },
+    }
+    api["41"] = {
+        "class_type": "LoraLoader",
+        "inputs": {
+            "model": ["40", 0],
+            "clip": ["4", 1],
+            "lora_name": "b.safetensors",
+            "strength_model": 0.25,
+            "strength_clip": 1.0,
+        },
+    }
     rec = run(api)
     assert sorted((m.name, m.strength_model) for m in rec.loras()) == [("a.safetensors", 0.5), ("b.safetensors", 0.25)]
     assert rec.passes[0].model is None  # no checkpoint is reachable through the loop
@@ -240,17 +282,20 @@ def test_save_node_not_in_the_prompt_reads_every_output() -> None:
 
 
 def test_graph_without_a_sampler() -> None:
-    api = {"1": {"class_type": "LoadImage", "inputs": {"image": "photo.png"}},
-           "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-           "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}}
+    api = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "photo.png"}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}},
+    }
     rec = run(api, save_id="3")
     assert rec.passes == []
     assert all(v is None for v in rec.generation.to_dict().values())
     assert any("no sampler" in w for w in rec.provenance.warnings)
 
 
-@pytest.mark.parametrize("api", [{}, {"1": 5, "2": {"inputs": None}, "3": {"class_type": 7, "inputs": []}}],
-                         ids=["empty", "malformed-nodes"])
+@pytest.mark.parametrize(
+    "api", [{}, {"1": 5, "2": {"inputs": None}, "3": {"class_type": 7, "inputs": []}}], ids=["empty", "malformed-nodes"]
+)
 def test_degenerate_prompts_are_data_not_errors(api: dict[str, Any]) -> None:
     rec = run(api, save_id=None)
     assert rec.passes == [] and rec.models == []

@@ -9,18 +9,18 @@ from pathlib import Path
 import piexif
 import piexif.helper
 import pytest
+from conftest import CORPUS, expected, load_workflow, pixels
 from PIL import Image, PngImagePlugin
 
 from comfyui_provenance.metadata.read import read
-from conftest import CORPUS, expected, load_workflow, pixels
 
 IMAGES = CORPUS.parent / "images"
 
 A1111_TEXT = (
     "masterpiece, a lighthouse, (storm:1.2)\n"
     "Negative prompt: blurry, text\n"
-    'Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 1234567890, Size: 512x768, '
-    'Model hash: 31e35c80fc, Model: sd_xl_base_1.0, Denoising strength: 0.45, '
+    "Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 1234567890, Size: 512x768, "
+    "Model hash: 31e35c80fc, Model: sd_xl_base_1.0, Denoising strength: 0.45, "
     'Lora hashes: "add_detail: 7c6bad76eb54", Version: v1.10.1'
 )
 
@@ -45,7 +45,11 @@ def test_core_png_is_parsed_from_its_graph(tmp_path: Path, name: str) -> None:
     assert record.provenance.other["imported_from"] == "comfyui"
     assert (gen.positive, gen.negative) == (want["positive"], want["negative"])
     assert (gen.seed, gen.steps, gen.sampler, gen.scheduler) == (
-        want["seed"], want["steps"], want["sampler"], want["scheduler"])
+        want["seed"],
+        want["steps"],
+        want["sampler"],
+        want["scheduler"],
+    )
     assert math.isclose(gen.cfg or 0, want["cfg"])
     assert {m.name for m in record.loras()} == {lora["name"] for lora in want["loras"]}
     assert record.workflow == load_workflow(name)[1]
@@ -62,7 +66,12 @@ def test_real_comfyui_animated_webp_with_utf8_exif() -> None:
     assert gen.positive == want["positive"]
     assert gen.negative == want["negative"]  # Chinese text: decoded as UTF-8, not Latin-1
     assert (gen.seed, gen.steps, gen.cfg, gen.sampler, gen.scheduler) == (
-        want["seed"], want["steps"], want["cfg"], want["sampler"], want["scheduler"])
+        want["seed"],
+        want["steps"],
+        want["cfg"],
+        want["sampler"],
+        want["scheduler"],
+    )
     assert record.first_model("unet") is not None and record.first_model("unet").name == want["unet"]
     assert record.workflow is not None and "nodes" in record.workflow
     assert record.image.format == "webp" and record.image.width == 512

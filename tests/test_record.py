@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
+
 from comfyui_provenance.metadata.capture import SaveContext
 from comfyui_provenance.metadata.formats import xmp as xmp_module
 from comfyui_provenance.metadata.formats.base import TARGETS
@@ -27,8 +29,6 @@ from comfyui_provenance.metadata.record import (
     Record,
 )
 from comfyui_provenance.metadata.save import SaveOptions, save_images
-from jsonschema import Draft202012Validator
-
 from tests.conftest import context_for, corpus_names, load_workflow, pixels
 
 FORMATS = ("png", "jpeg", "webp")
@@ -50,24 +50,46 @@ def any_context(name: str) -> SaveContext:
     """A save context for any corpus workflow; ones without a SaveImage node read every output."""
     api, ui = load_workflow(name)
     save_id = next((k for k, v in api.items() if v.get("class_type") in SAVE_CLASSES), None)
-    return SaveContext(prompt=api, extra_pnginfo={"workflow": ui}, save_node_id=save_id,
-                       prompt_id="schema-test", comfyui_version="0.3.60")
+    return SaveContext(
+        prompt=api,
+        extra_pnginfo={"workflow": ui},
+        save_node_id=save_id,
+        prompt_id="schema-test",
+        comfyui_version="0.3.60",
+    )
 
 
 def full_record() -> Record:
     """A record with every part populated, the way the parser and the save path fill them."""
     api, ui = load_workflow("lora")
     rec = parse(api, "9", ui)
-    rec.passes.append(Pass(node_id="11", class_type="KSampler", seed=2**64 - 1, steps=14, cfg=6.5,
-                           sampler="dpmpp_2m", scheduler="karras", denoise=0.5, start_step=0, end_step=14,
-                           positive="p", negative=None, model="m.safetensors", width=768, height=768,
-                           other={"upscale": "LatentUpscale"}))
+    rec.passes.append(
+        Pass(
+            node_id="11",
+            class_type="KSampler",
+            seed=2**64 - 1,
+            steps=14,
+            cfg=6.5,
+            sampler="dpmpp_2m",
+            scheduler="karras",
+            denoise=0.5,
+            start_step=0,
+            end_step=14,
+            positive="p",
+            negative=None,
+            model="m.safetensors",
+            width=768,
+            height=768,
+            other={"upscale": "LatentUpscale"},
+        )
+    )
     rec.models.append(Model(role="vae", name="vae.safetensors", node_id="20", hashes={"sha256": "ab" * 32}))
     rec.image = Image(format="png", width=96, height=64, batch_index=1, batch_size=2, filename="x_00001_.png")
     rec.provenance.created = "2025-01-02T03:04:05Z"
-    rec.provenance.embedding = [Placement(target="record", location="png:iTXt:comfyui_provenance"),
-                                Placement(target="comfyui", location="sidecar:json", status="moved",
-                                          reason="too big")]
+    rec.provenance.embedding = [
+        Placement(target="record", location="png:iTXt:comfyui_provenance"),
+        Placement(target="comfyui", location="sidecar:json", status="moved", reason="too big"),
+    ]
     rec.provenance.warnings = ["a warning"]
     rec.extra = {"note": "kept"}
     return rec
@@ -106,7 +128,7 @@ def test_parsed_corpus_records_round_trip(name: str) -> None:
 
 
 def test_to_json_is_ascii_and_compact() -> None:
-    rec = Record(generation=Generation(positive="Über 🌅 \u202eright-to-left\u202c \x00 \"q\""))
+    rec = Record(generation=Generation(positive='Über 🌅 \u202eright-to-left\u202c \x00 "q"'))
     text = rec.to_json()
     assert text.isascii()
     assert text == json.dumps(rec.to_dict(), separators=(",", ":"))
@@ -139,8 +161,9 @@ def test_unknown_keys_survive_at_every_level() -> None:
 
 def test_unknown_keys_in_a_sidecar_survive_read(tmp_path: Path) -> None:
     """A newer writer's keys are read by this version and handed on untouched."""
-    saved = save_images([pixels()], context_for("default"), tmp_path, "u",
-                        SaveOptions(targets=frozenset({"sidecar_json"})))[0]
+    saved = save_images(
+        [pixels()], context_for("default"), tmp_path, "u", SaveOptions(targets=frozenset({"sidecar_json"}))
+    )[0]
     sidecar = saved.path.with_name(saved.path.name + ".json")
     data = json.loads(sidecar.read_text("utf-8"))
     data["future_top"] = {"x": 1}
@@ -175,12 +198,21 @@ def test_every_saved_record_validates(fmt: str, tmp_path: Path) -> None:
     checked = 0
     for name in corpus_names():
         out = tmp_path / name
-        saved = save_images([pixels(32, 24)], any_context(name), out, "s",
-                            SaveOptions(format=fmt, targets=frozenset(TARGETS)), version="1.2.3")[0]
+        saved = save_images(
+            [pixels(32, 24)],
+            any_context(name),
+            out,
+            "s",
+            SaveOptions(format=fmt, targets=frozenset(TARGETS)),
+            version="1.2.3",
+        )[0]
         assert saved.record is not None
         sidecar = json.loads(saved.path.with_name(saved.path.name + ".json").read_text("utf-8"))
-        for label, data in (("saved", saved.record.to_dict()), ("sidecar", sidecar),
-                            ("read", read(saved.path).to_dict())):
+        for label, data in (
+            ("saved", saved.record.to_dict()),
+            ("sidecar", sidecar),
+            ("read", read(saved.path).to_dict()),
+        ):
             checked += 1
             if errors := schema_errors(data):
                 failures[f"{name} ({label})"] = errors[:3]
@@ -192,8 +224,9 @@ def test_every_saved_record_validates(fmt: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("targets", [{"a1111"}, {"comfyui"}], ids=["a1111", "comfyui"])
 def test_imported_records_validate(fmt: str, targets: set[str], tmp_path: Path) -> None:
     """Records read back from A1111-only or ComfyUI-only files (capture_mode imported) validate too."""
-    saved = save_images([pixels()], context_for("lora"), tmp_path, "i",
-                        SaveOptions(format=fmt, targets=frozenset(targets)))[0]
+    saved = save_images(
+        [pixels()], context_for("lora"), tmp_path, "i", SaveOptions(format=fmt, targets=frozenset(targets))
+    )[0]
     rec = read(saved.path)
     assert rec.provenance.capture_mode == "imported"
     assert not schema_errors(rec.to_dict())
@@ -226,21 +259,25 @@ def _set(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, A
     return out
 
 
-@pytest.mark.parametrize("path", [
-    ("generation", "seed"),
-    ("generation", "positive"),
-    ("generation", "width"),
-    ("schema",),
-    ("prompt",),
-    ("passes", 0, "node_id"),
-    ("passes", 0, "denoise"),
-    ("models", 0, "name"),
-    ("models", 0, "hashes"),
-    ("provenance", "created"),
-    ("provenance", "digital_source_type"),
-    ("provenance", "generator", "version"),
-    ("provenance", "embedding", 0, "status"),
-], ids=lambda p: "/".join(map(str, p)))
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("generation", "seed"),
+        ("generation", "positive"),
+        ("generation", "width"),
+        ("schema",),
+        ("prompt",),
+        ("passes", 0, "node_id"),
+        ("passes", 0, "denoise"),
+        ("models", 0, "name"),
+        ("models", 0, "hashes"),
+        ("provenance", "created"),
+        ("provenance", "digital_source_type"),
+        ("provenance", "generator", "version"),
+        ("provenance", "embedding", 0, "status"),
+    ],
+    ids=lambda p: "/".join(map(str, p)),
+)
 def test_schema_rejects_a_missing_contract_path(path: tuple[Any, ...], tmp_path: Path) -> None:
     data = _saved_record_dict(tmp_path)
     errors = schema_errors(_drop(data, path))
@@ -248,20 +285,24 @@ def test_schema_rejects_a_missing_contract_path(path: tuple[Any, ...], tmp_path:
     assert any(repr(path[-1]) in e for e in errors), errors
 
 
-@pytest.mark.parametrize(("path", "value"), [
-    (("generation", "seed"), -1),
-    (("generation", "seed"), 2**64),
-    (("generation", "seed"), "123"),
-    (("generation", "steps"), 1.5),
-    (("generation", "cfg"), "7"),
-    (("schema",), "comfyui-provenance/0"),
-    (("passes",), {}),
-    (("models", 0, "hashes"), {"sha256": "NOT-HEX"}),
-    (("provenance", "capture_mode"), "guessed"),
-    (("provenance", "created"), "yesterday"),
-    (("provenance", "embedding", 0, "status"), "lost"),
-    (("provenance", "warnings"), "one string"),
-], ids=lambda v: "/".join(map(str, v)) if isinstance(v, tuple) else repr(v)[:20])
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("generation", "seed"), -1),
+        (("generation", "seed"), 2**64),
+        (("generation", "seed"), "123"),
+        (("generation", "steps"), 1.5),
+        (("generation", "cfg"), "7"),
+        (("schema",), "comfyui-provenance/0"),
+        (("passes",), {}),
+        (("models", 0, "hashes"), {"sha256": "NOT-HEX"}),
+        (("provenance", "capture_mode"), "guessed"),
+        (("provenance", "created"), "yesterday"),
+        (("provenance", "embedding", 0, "status"), "lost"),
+        (("provenance", "warnings"), "one string"),
+    ],
+    ids=lambda v: "/".join(map(str, v)) if isinstance(v, tuple) else repr(v)[:20],
+)
 def test_schema_rejects_wrong_types(path: tuple[Any, ...], value: Any, tmp_path: Path) -> None:
     data = _saved_record_dict(tmp_path)
     assert schema_errors(_set(data, path, value)), f"the schema accepts {'/'.join(map(str, path))} = {value!r}"

@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from comfyui_provenance.metadata.capture import SaveContext
 from comfyui_provenance.metadata.errors import ReadError
 from comfyui_provenance.metadata.formats.base import TARGETS
 from comfyui_provenance.metadata.read import read
 from comfyui_provenance.metadata.record import Record
 from comfyui_provenance.metadata.save import SavedFile, SaveOptions, save_images
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.conftest import context_for, load_workflow, pixels, save_node_of
 
 FORMATS = ("png", "jpeg", "webp")
@@ -145,8 +145,13 @@ def big_context(pad: int = 100_000) -> SaveContext:
     api, ui = load_workflow("lora")
     ui = copy.deepcopy(ui)
     ui.setdefault("extra", {})["padding"] = "wide workflow " * (pad // 14)
-    return SaveContext(prompt=api, extra_pnginfo={"workflow": ui}, save_node_id=save_node_of(api),
-                       prompt_id="big", comfyui_version="0.3.60")
+    return SaveContext(
+        prompt=api,
+        extra_pnginfo={"workflow": ui},
+        save_node_id=save_node_of(api),
+        prompt_id="big",
+        comfyui_version="0.3.60",
+    )
 
 
 def _placements(record: Record) -> list[dict[str, Any]]:
@@ -203,10 +208,32 @@ def test_large_workflow_stays_inside_png_and_webp(fmt: str, tmp_path: Path) -> N
 
 # -- arbitrary text through real files ---------------------------------------------------------------------------
 
-TRICKY = ["\n", "\r\n", " ", ",", ":", '"', "\\", "\x00", "Negative prompt: ", "\nSteps: 1, Seed: 2, Size: 3x4",
-          "😀", "مرحبا", "\u202e", "Über", "ヘ", "\ufeff", "\u2028", "<x:xmpmeta>", "]]>", "&amp;", "</rdf:li>"]
-file_prompts = st.one_of(st.text(max_size=200),
-                         st.lists(st.sampled_from(TRICKY) | st.text(max_size=6), max_size=10).map("".join))
+TRICKY = [
+    "\n",
+    "\r\n",
+    " ",
+    ",",
+    ":",
+    '"',
+    "\\",
+    "\x00",
+    "Negative prompt: ",
+    "\nSteps: 1, Seed: 2, Size: 3x4",
+    "😀",
+    "مرحبا",
+    "\u202e",
+    "Über",
+    "ヘ",
+    "\ufeff",
+    "\u2028",
+    "<x:xmpmeta>",
+    "]]>",
+    "&amp;",
+    "</rdf:li>",
+]
+file_prompts = st.one_of(
+    st.text(max_size=200), st.lists(st.sampled_from(TRICKY) | st.text(max_size=6), max_size=10).map("".join)
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

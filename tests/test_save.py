@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image as PILImage
+
 from comfyui_provenance.metadata.capture import SaveContext
 from comfyui_provenance.metadata.errors import ReadError
 from comfyui_provenance.metadata.formats import xmp
 from comfyui_provenance.metadata.formats.base import DEFAULT_TARGETS, TARGETS
 from comfyui_provenance.metadata.read import extract, read
 from comfyui_provenance.metadata.save import SavedFile, SaveOptions, save_images
-from PIL import Image as PILImage
-
 from tests.conftest import context_for, pixels
 
 FORMATS = ("png", "jpeg", "webp")
@@ -30,11 +30,23 @@ def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file())
 
 
-def save_batch(folder: Path, prefix: str, count: int = 1, fmt: str = "png",
-               targets: frozenset[str] = DEFAULT_TARGETS, **options: object) -> list[SavedFile]:
+def save_batch(
+    folder: Path,
+    prefix: str,
+    count: int = 1,
+    fmt: str = "png",
+    targets: frozenset[str] = DEFAULT_TARGETS,
+    **options: object,
+) -> list[SavedFile]:
     images = [pixels(seed=i) for i in range(count)]
-    return save_images(images, context_for("default"), folder, prefix,
-                       SaveOptions(format=fmt, targets=targets, **options), version="test")  # type: ignore[arg-type]
+    return save_images(
+        images,
+        context_for("default"),
+        folder,
+        prefix,
+        SaveOptions(format=fmt, targets=targets, **options),
+        version="test",
+    )  # type: ignore[arg-type]
 
 
 # -- naming ---------------------------------------------------------------------------------------------------
@@ -93,11 +105,14 @@ def test_a_prefix_escaping_the_output_folder_is_refused(prefix: str, tmp_path: P
     assert names(tmp_path) == [] and names(out) == []
 
 
-@pytest.mark.parametrize(("option", "value", "message"), [
-    ("format", "gif", "allowed: jpeg, png, webp"),
-    ("targets", frozenset({"exif"}), "allowed: a1111"),
-    ("quality", 0, "quality must be 1..100"),
-])
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("format", "gif", "allowed: jpeg, png, webp"),
+        ("targets", frozenset({"exif"}), "allowed: a1111"),
+        ("quality", 0, "quality must be 1..100"),
+    ],
+)
 def test_bad_options_are_value_errors_listing_what_is_allowed(option: str, value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SaveOptions(**{option: value})  # type: ignore[arg-type]
@@ -139,8 +154,8 @@ def test_concurrent_saves_lose_nothing(tmp_path: Path) -> None:
 def png_chunk_types(data: bytes) -> list[bytes]:
     types, pos = [], 8
     while pos < len(data):
-        length = struct.unpack(">I", data[pos:pos + 4])[0]
-        types.append(data[pos + 4:pos + 8])
+        length = struct.unpack(">I", data[pos : pos + 4])[0]
+        types.append(data[pos + 4 : pos + 8])
         pos += 12 + length
     return types
 
@@ -149,15 +164,15 @@ def jpeg_markers(data: bytes) -> list[int]:
     markers, pos = [], 2
     while data[pos] == 0xFF and data[pos + 1] != 0xDA:
         markers.append(data[pos + 1])
-        pos += 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        pos += 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
     return markers
 
 
 def webp_chunks(data: bytes) -> list[bytes]:
     chunks, pos = [], 12
     while pos < len(data):
-        size = struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        chunks.append(data[pos:pos + 4])
+        size = struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        chunks.append(data[pos : pos + 4])
         pos += 8 + size + (size & 1)
     return chunks
 
@@ -192,7 +207,8 @@ def test_sidecars_are_named_after_the_whole_image_name(tmp_path: Path) -> None:
     assert not set(png.sidecars) & set(jpg.sidecars)
     for saved in (png, jpg):
         assert sorted(p.name for p in saved.sidecars) == sorted(
-            saved.path.name + suffix for suffix in (".json", ".xmp", ".txt"))
+            saved.path.name + suffix for suffix in (".json", ".xmp", ".txt")
+        )
         data = json.loads(saved.path.with_name(saved.path.name + ".json").read_text("utf-8"))
         assert data["image"]["filename"] == saved.path.name
 
@@ -258,8 +274,11 @@ def test_a1111_batch_fields_follow_the_latent_batch(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("targets", [{"xmp"}, {"xmp", "a1111"}, {"xmp", "sidecar_json"}, set(TARGETS)],
-                         ids=["xmp", "xmp+a1111", "xmp+sidecar_json", "all"])
+@pytest.mark.parametrize(
+    "targets",
+    [{"xmp"}, {"xmp", "a1111"}, {"xmp", "sidecar_json"}, set(TARGETS)],
+    ids=["xmp", "xmp+a1111", "xmp+sidecar_json", "all"],
+)
 def test_xmp_points_at_a_sidecar_only_when_there_is_one(fmt: str, targets: set[str], tmp_path: Path) -> None:
     saved = save_batch(tmp_path, "note", fmt=fmt, targets=frozenset(targets))[0]
     fields = xmp.parse(extract(saved.path).xmp or b"")

@@ -59,9 +59,7 @@ def build(content: ExifContent) -> bytes:
         exif_ifd[piexif.ExifIFD.DateTimeOriginal] = stamp[0]
         exif_ifd[piexif.ExifIFD.OffsetTimeOriginal] = stamp[1]
     if content.user_comment is not None:
-        exif_ifd[piexif.ExifIFD.UserComment] = piexif.helper.UserComment.dump(
-            content.user_comment, encoding="unicode"
-        )
+        exif_ifd[piexif.ExifIFD.UserComment] = piexif.helper.UserComment.dump(content.user_comment, encoding="unicode")
     if not zeroth and not exif_ifd:
         return b""
     data: bytes = piexif.dump({"0th": zeroth, "Exif": exif_ifd})

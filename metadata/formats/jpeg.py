@@ -28,7 +28,8 @@ def exif_content(payloads: Payloads, plan: Plan) -> exif.ExifContent:
     """The EXIF the plan decided on, for JPEG and WEBP alike."""
     written = {p.location for p in plan.placements if p.status == "written"}
     content = exif.ExifContent(
-        software=_software(payloads), created=payloads.record.provenance.created,
+        software=_software(payloads),
+        created=payloads.record.provenance.created,
     )
     if "exif:UserComment" in written:
         content.user_comment = payloads.infotext

@@ -57,16 +57,26 @@ def record_bytes(record: Record) -> bytes:
     return json.dumps(record.to_dict(), indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def read_record(image: Path) -> Record | None:
-    """The JSON sidecar's record, or None when there is none."""
-    path = path_for(image, "sidecar:json")
+def read_bytes(image: Path, kind: str) -> bytes | None:
+    """A sidecar's bytes (size-capped), or None when there is none."""
+    path = path_for(image, kind)
     try:
         size = path.stat().st_size
-    except OSError:
+        if size > READ_SIDECAR_MAX:
+            raise ReadError(f"{path.name} is {size:,} bytes, over the {READ_SIDECAR_MAX:,}-byte read limit")
+        return path.read_bytes()
+    except FileNotFoundError:
         return None
-    if size > READ_SIDECAR_MAX:
-        raise ReadError(f"{path.name} is {size:,} bytes, over the {READ_SIDECAR_MAX:,}-byte read limit")
+    except OSError as err:
+        raise ReadError(f"{path.name}: cannot read: {err.strerror or err}") from err
+
+
+def read_record(image: Path) -> Record | None:
+    """The JSON sidecar's record, or None when there is none."""
+    data = read_bytes(image, "sidecar:json")
+    if data is None:
+        return None
     try:
-        return Record.from_json(path.read_bytes())
+        return Record.from_json(data)
     except ValueError as err:
-        raise ReadError(f"{path.name} is not a provenance record: {err}") from err
+        raise ReadError(f"{image.name}.json is not a provenance record: {err}") from err

@@ -60,8 +60,9 @@ def _simple_fields(record: Record) -> dict[str, Any]:
     }
 
 
-def build(record: Record, *, record_json: str | None = None, sidecar: str | None = None,
-          text_limit: int = XMP_TEXT_FIELD_MAX) -> bytes:
+def build(
+    record: Record, *, record_json: str | None = None, sidecar: str | None = None, text_limit: int = XMP_TEXT_FIELD_MAX
+) -> bytes:
     """One XMP packet for a record; `record_json` embeds the canonical record verbatim."""
     prov = record.provenance
     gen = record.generation
@@ -76,9 +77,7 @@ def build(record: Record, *, record_json: str | None = None, sidecar: str | None
         "Iptc4xmpExt:AISystemVersionUsed": prov.comfyui_version,
     }
     attrs.update({f"{PREFIX}:{k}": v for k, v in _simple_fields(record).items()})
-    attr_text = "".join(
-        f"\n    {k}={quoteattr(_text(str(v), text_limit))}" for k, v in attrs.items() if v is not None
-    )
+    attr_text = "".join(f"\n    {k}={quoteattr(_text(str(v), text_limit))}" for k, v in attrs.items() if v is not None)
     elements = []
     if gen.positive:
         prompt = escape(_text(gen.positive, text_limit))
@@ -118,8 +117,9 @@ def parse(packet: bytes) -> dict[str, str]:
     head = text[:start]
     try:
         # Any DOCTYPE (and so any entity) before the root is refused too, not just inside it.
-        root = SafeET.fromstring(head[head.find("<!DOCTYPE"):] + text[start:end] if "<!DOCTYPE" in head
-                                 else text[start:end])
+        root = SafeET.fromstring(
+            head[head.find("<!DOCTYPE") :] + text[start:end] if "<!DOCTYPE" in head else text[start:end]
+        )
     except DefusedXmlException as err:
         raise ReadError(f"XMP refused: {type(err).__name__} (entity or DTD in the packet)") from err
     except SafeET.ParseError as err:

@@ -65,9 +65,7 @@ class _Run:
     def rule(self, node: Node | None) -> NodeRule | None:
         return self.rules.get(node.class_type) if node else None
 
-    def record(
-        self, prompt: Mapping[str, Any], save_node_id: str | None, workflow: Mapping[str, Any] | None
-    ) -> Record:
+    def record(self, prompt: Mapping[str, Any], save_node_id: str | None, workflow: Mapping[str, Any] | None) -> Record:
         rec = Record(prompt=dict(prompt), workflow=dict(workflow) if workflow else None)
         rec.provenance.save_node_id = save_node_id
         if save_node_id is not None and save_node_id in self.graph.nodes:
@@ -273,7 +271,8 @@ def _float(value: Any) -> float | None:
     return float(value)
 
 
-def parse(prompt: Mapping[str, Any], save_node_id: str | None = None,
-          workflow: Mapping[str, Any] | None = None) -> Record:
+def parse(
+    prompt: Mapping[str, Any], save_node_id: str | None = None, workflow: Mapping[str, Any] | None = None
+) -> Record:
     """Parse with the bundled rules."""
     return WorkflowParser().parse(prompt, save_node_id, workflow)

@@ -1,0 +1,127 @@
+"""The shared reader harness (../shared/tools/readers_check.py) agrees with what we write.
+
+Each saved file is checked with `readers_check.py FILE --expect EXPECT.json`, the expectation
+built from the file's record. `ignore` holds only documented reader limits and spellings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from comfyui_provenance.metadata import infotext
+from comfyui_provenance.metadata.record import Record
+from comfyui_provenance.metadata.save import SaveOptions, save_images
+from tests.conftest import context_for, pixels
+from tests.readers import cli
+
+pytestmark = pytest.mark.readers
+
+HARNESS = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "readers_check.py"
+WORKFLOWS = ("default", "lora", "hiresfix_latent_workflow")
+FORMATS = ("png", "jpeg", "webp")
+# Readers that must report every field (unless ignored), per format; readers.md §6.
+MUST = {
+    "png": ["exiftool", "pillow", "sd-prompt-reader", "sd-parsers", "exifreader", "comfyui-frontend"],
+    "jpeg": [
+        "exiftool",
+        "exiv2",
+        "pyexiv2",
+        "python-xmp-toolkit",
+        "pillow",
+        "piexif",
+        "sd-prompt-reader",
+        "sd-parsers",
+        "exifreader",
+    ],
+    "webp": [
+        "exiftool",
+        "exiv2",
+        "pyexiv2",
+        "pillow",
+        "piexif",
+        "sd-prompt-reader",
+        "sd-parsers",
+        "exifreader",
+        "comfyui-frontend",
+    ],
+}
+IGNORE = {
+    "sd-prompt-reader": ["scheduler"],  # exposes no scheduler field
+    "comfyui-frontend": ["sampler", "scheduler"],  # reads the graph: ComfyUI names, not A1111 labels
+}
+TIMEOUT = 120
+
+
+def expectation(record: Record, fmt: str, installed: set[str]) -> dict[str, Any]:
+    gen = record.generation
+    checkpoint = record.first_model("checkpoint", "unet", "diffusion_model")
+    fields = {
+        "prompt": gen.positive,
+        "negative_prompt": gen.negative,
+        "seed": gen.seed,
+        "steps": gen.steps,
+        "cfg": gen.cfg,
+        "sampler": infotext.sampler_label(gen.sampler) if gen.sampler else None,
+        "scheduler": infotext.scheduler_label(gen.scheduler) if gen.scheduler else None,
+        "model": checkpoint.name if checkpoint else None,
+        "width": gen.width,
+        "height": gen.height,
+    }
+    require_all = os.environ.get("PROVENANCE_REQUIRE_READERS") == "1"
+    readers = [r for r in MUST[fmt] if require_all or r in installed]
+    return {"fields": {k: v for k, v in fields.items() if v is not None}, "readers": readers, "ignore": IGNORE}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    modules = cli.exifreader_dir()
+    if modules is not None:
+        env["READERS_NODE_PATH"] = str(modules)
+    return env
+
+
+@cache
+def installed_readers() -> frozenset[str]:
+    out = subprocess.run(
+        [sys.executable, str(HARNESS), "--versions", "--json"],
+        capture_output=True,
+        timeout=TIMEOUT,
+        env=_env(),
+        check=True,
+    )
+    versions: dict[str, dict[str, Any]] = json.loads(out.stdout)
+    return frozenset(name for name, v in versions.items() if v["status"] == "installed")
+
+
+@pytest.fixture(scope="module")
+def harness() -> Path:
+    if not HARNESS.is_file():
+        pytest.skip(f"reader harness not found at {HARNESS} (it lives in ../shared beside the checkout)")
+    return HARNESS
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_readers_check_passes(harness: Path, tmp_path: Path, name: str, fmt: str) -> None:
+    saved = save_images([pixels()], context_for(name), tmp_path, name, SaveOptions(format=fmt), version="test")[0]
+    assert saved.record is not None
+    spec = tmp_path / "expect.json"
+    spec.write_text(json.dumps(expectation(saved.record, fmt, set(installed_readers()))), "utf-8")
+    out = subprocess.run(
+        [sys.executable, str(harness), str(saved.path), "--expect", str(spec)],
+        capture_output=True,
+        timeout=TIMEOUT,
+        env=_env(),
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    report = out.stdout.decode("utf-8", errors="replace") + out.stderr.decode("utf-8", errors="replace")
+    assert out.returncode == 0, f"readers_check.py exit {out.returncode}:\n{report}"
