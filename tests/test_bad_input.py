@@ -12,18 +12,17 @@ import io
 import json
 import logging
 import os
-import signal
 import stat
 import struct
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import context_for, deadline, load_workflow, pixels, save_node_of
 from PIL import Image as PILImage
 
 from comfyui_provenance.metadata.capture import SaveContext
@@ -32,30 +31,10 @@ from comfyui_provenance.metadata.formats import xmp as xmp_module
 from comfyui_provenance.metadata.formats.base import TARGETS, by_name
 from comfyui_provenance.metadata.read import read
 from comfyui_provenance.metadata.save import SavedFile, SaveOptions, save_images
-from tests.conftest import context_for, load_workflow, pixels, save_node_of
 
 FORMATS = ("png", "jpeg", "webp")
 MIB = 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Fail instead of hanging (SIGALRM; a no-op where the platform has none)."""
-    if not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def expired(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"did not finish within {seconds}s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def read_error(path: Path, seconds: float = 5) -> str:

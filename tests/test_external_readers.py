@@ -16,15 +16,15 @@ from xml.etree import ElementTree
 
 import numpy as np
 import pytest
+from conftest import context_for, expected, pixels
 from PIL import Image
+from readers import FIELDS, GRAPH, INFOTEXT, NATIVE, READERS, XMP, Reading, cli, comfyui, libs, stem
+from readers import infotext as mini_infotext
 
 from comfyui_provenance.metadata import infotext as library_infotext
 from comfyui_provenance.metadata.capture import SaveContext
 from comfyui_provenance.metadata.record import TRAINED
 from comfyui_provenance.metadata.save import SavedFile, SaveOptions, save_images
-from tests.conftest import context_for, expected, pixels
-from tests.readers import FIELDS, GRAPH, INFOTEXT, NATIVE, READERS, XMP, Reading, cli, comfyui, libs, stem
-from tests.readers import infotext as mini_infotext
 
 pytestmark = pytest.mark.readers
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import copy
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from conftest import corpus_names, deadline, expected, load_workflow, save_node_of
 
 from comfyui_provenance.metadata.parser.parse import WorkflowParser, parse
 from comfyui_provenance.metadata.record import COMPOSITE, TRAINED, Record
-from tests.conftest import corpus_names, expected, load_workflow, save_node_of
 
 # Workflows built from core nodes only (KSampler/KSamplerAdvanced, CheckpointLoaderSimple, CLIPTextEncode,
 # EmptyLatentImage, LatentUpscale, LoraLoader, VAELoader, ControlNet...), whose expectations in
@@ -60,25 +57,6 @@ STAGE_FIELDS = {
     "negative": "negative",
     "checkpoint": "model",
 }
-
-
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Fail instead of hanging (SIGALRM; a no-op where the platform has none)."""
-    if not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def expired(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"did not finish within {seconds}s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def parsed(name: str) -> Record:

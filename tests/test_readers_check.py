@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import context_for, pixels
+from readers import cli
 
 from comfyui_provenance.metadata import infotext
 from comfyui_provenance.metadata.record import Record
 from comfyui_provenance.metadata.save import SaveOptions, save_images
-from tests.conftest import context_for, pixels
-from tests.readers import cli
 
 pytestmark = pytest.mark.readers
 

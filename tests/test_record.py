@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import context_for, corpus_names, load_workflow, pixels
 from jsonschema import Draft202012Validator
 
 from comfyui_provenance.metadata.capture import SaveContext
@@ -29,7 +30,6 @@ from comfyui_provenance.metadata.record import (
     Record,
 )
 from comfyui_provenance.metadata.save import SaveOptions, save_images
-from tests.conftest import context_for, corpus_names, load_workflow, pixels
 
 FORMATS = ("png", "jpeg", "webp")
 SAVE_CLASSES = ("SaveImage", "SaveAnimatedWEBP")

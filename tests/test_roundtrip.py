@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import context_for, load_workflow, pixels, save_node_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +31,6 @@ from comfyui_provenance.metadata.formats.base import TARGETS
 from comfyui_provenance.metadata.read import read
 from comfyui_provenance.metadata.record import Record
 from comfyui_provenance.metadata.save import SavedFile, SaveOptions, save_images
-from tests.conftest import context_for, load_workflow, pixels, save_node_of
 
 FORMATS = ("png", "jpeg", "webp")
 # txt2img + LoRA; two passes through a latent upscale; img2img (composite, no latent size); base + refiner.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import context_for, pixels
 from PIL import Image as PILImage
 
 from comfyui_provenance.metadata.capture import SaveContext
@@ -20,7 +21,6 @@ from comfyui_provenance.metadata.formats import xmp
 from comfyui_provenance.metadata.formats.base import DEFAULT_TARGETS, TARGETS
 from comfyui_provenance.metadata.read import extract, read
 from comfyui_provenance.metadata.save import SavedFile, SaveOptions, save_images
-from tests.conftest import context_for, pixels
 
 FORMATS = ("png", "jpeg", "webp")
 EXT = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
