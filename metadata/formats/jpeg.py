@@ -114,7 +114,7 @@ class JpegFormat:
             params["exif"] = EXIF_HEADER + tiff
         if any(p.target == XMP and p.status == "written" for p in plan.placements):
             params["xmp"] = xmp_packet(payloads, plan, JPEG_XMP_PACKET_MAX)
-        # convert() copies even an RGB image: 0.3 ms of a ~12 ms 1024² encode.
+        # convert() copies even an RGB image: 0.3-0.8 ms per 1024² save, against a ~6 ms q95 encode.
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         rgb.save(fp, format="JPEG", **params)
 
