@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .parser.parse import WorkflowParser
@@ -26,6 +27,25 @@ class SaveContext:
     save_node_id: str | None = None
     prompt_id: str | None = None
     comfyui_version: str | None = None
+    # Set by scrubbed(): core's text chunks (prompt, then each extra_pnginfo key) as JSON.
+    chunks: list[tuple[str, str]] | None = None
+
+    def scrubbed(self) -> SaveContext:
+        """This context without credentials anywhere, with its JSON chunks made once.
+
+        The graphs are serialized anyway (ComfyUI's own chunks), so the credential check is a
+        substring test on that text; only a hit pays for walking and copying the graphs.
+        """
+        if self.chunks is not None:
+            return self
+        prompt = self.prompt if isinstance(self.prompt, Mapping) else None
+        extra = dict(self.extra_pnginfo) if isinstance(self.extra_pnginfo, Mapping) else None
+        chunks = _chunks(prompt, extra)
+        if chunks is None or any(f'"{key}"' in text for _, text in chunks for key in SECRET_KEYS):
+            prompt = scrub(prompt)
+            extra = {k: scrub(v) for k, v in extra.items() if k not in SECRET_KEYS} if extra else extra
+            chunks = _chunks(prompt, extra) or []
+        return replace(self, prompt=prompt, extra_pnginfo=extra, chunks=chunks)
 
     @property
     def workflow(self) -> Mapping[str, Any] | None:
@@ -33,8 +53,18 @@ class SaveContext:
         return wf if isinstance(wf, Mapping) else None
 
 
+def _chunks(prompt: Mapping[str, Any] | None, extra: Mapping[str, Any] | None) -> list[tuple[str, str]] | None:
+    """Exactly core's text: json.dumps of the prompt, then of each extra_pnginfo value."""
+    try:
+        out = [("prompt", json.dumps(prompt))] if prompt is not None else []
+        out.extend((key, json.dumps(value)) for key, value in (extra or {}).items())
+    except (TypeError, ValueError):
+        return None
+    return out
+
+
 def scrub(value: Any) -> Any:
-    """A copy without credential keys, at any depth."""
+    """A copy of `value` without credential keys, at any depth."""
     if isinstance(value, Mapping):
         return {k: scrub(v) for k, v in value.items() if k not in SECRET_KEYS}
     if isinstance(value, list):
@@ -48,8 +78,9 @@ def short(message: str) -> str:
 
 def build_record(context: SaveContext, version: str | None, parser: WorkflowParser | None = None) -> Record:
     """Parse the prompt graph; a capture failure still yields a record that says so."""
-    prompt = scrub(context.prompt) if isinstance(context.prompt, Mapping) else None
-    workflow = scrub(context.workflow) if context.workflow is not None else None
+    context = context.scrubbed()
+    prompt = dict(context.prompt) if context.prompt is not None else None
+    workflow = dict(context.workflow) if context.workflow is not None else None
     try:
         if prompt:
             record = (parser or WorkflowParser()).parse(prompt, context.save_node_id, workflow)

@@ -58,12 +58,11 @@ def _hints_of(cls: type) -> dict[str, Any]:
 
 
 def _dump(value: Any) -> Any:
+    """Record parts become dicts; plain JSON values (the graphs are large) are shared, not copied."""
     if isinstance(value, _Node):
         return value.to_dict()
-    if isinstance(value, list):
+    if isinstance(value, list) and value and isinstance(value[0], _Node):
         return [_dump(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _dump(v) for k, v in value.items()}
     return value
 
 

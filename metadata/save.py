@@ -10,7 +10,6 @@ the image is still written, at worst with what ComfyUI core would have written.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import re
@@ -23,7 +22,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from . import infotext
-from .capture import SECRET_KEYS, SaveContext, build_record, scrub, short
+from .capture import SaveContext, build_record, short
 from .formats import sidecar, xmp
 from .formats.base import (
     A1111,
@@ -33,7 +32,6 @@ from .formats.base import (
     SIDECAR_TXT,
     SIDECAR_XMP,
     TARGETS,
-    XMP,
     Payloads,
     Plan,
     by_name,
@@ -149,8 +147,9 @@ def save_images(
         return []
     width, height = pils[0].size
     folder, base, counter, subfolder = (namer or default_namer(output_dir))(filename_prefix, width, height)
+    context = context.scrubbed()
     base_record = None if options.disable_metadata else build_record(context, version)
-    comfy = [] if options.disable_metadata else _comfy_chunks(context)
+    comfy = [] if options.disable_metadata else list(context.chunks or [])
     saved = []
     for index, pil in enumerate(pils):
         # Core counts on per image (img_0_00001_, img_1_00002_), %batch_num% or not.
@@ -162,17 +161,6 @@ def save_images(
         else:
             saved.append(_write_one(job, _for_image(base_record, pil, index, len(pils), fmt=fmt.name, name=path.name)))
     return saved
-
-
-def _comfy_chunks(context: SaveContext) -> list[tuple[str, str]]:
-    """Exactly core's text: json.dumps of the prompt, then of each extra_pnginfo value."""
-    chunks = []
-    if context.prompt is not None:
-        chunks.append(("prompt", json.dumps(scrub(context.prompt))))
-    if isinstance(context.extra_pnginfo, dict):
-        # A credential is never a chunk of its own, even at the top level of extra_pnginfo.
-        chunks.extend((k, json.dumps(scrub(v))) for k, v in context.extra_pnginfo.items() if k not in SECRET_KEYS)
-    return chunks
 
 
 def _for_image(base: Record, pil: PILImage.Image, index: int, count: int, *, fmt: str, name: str) -> Record:
@@ -198,8 +186,6 @@ def _write_one(job: _Job, record: Record) -> SavedFile:
     try:
         if A1111 in targets:
             payloads.infotext = infotext.build(record)
-        if XMP in targets:
-            payloads.xmp = xmp.build(record)
         plan = job.fmt.plan(payloads, targets)
         record.provenance.embedding = plan.placements
         _plan_sidecars(plan, targets)

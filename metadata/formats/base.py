@@ -32,7 +32,6 @@ class Payloads:
     infotext: str | None = None
     # ComfyUI's chunks in core's order: ("prompt", json) then every extra_pnginfo key.
     comfy: list[tuple[str, str]] = field(default_factory=list)
-    xmp: bytes | None = None
 
 
 @dataclass
@@ -45,6 +44,9 @@ class Plan:
     needs_sidecar_json: bool = False
     needs_sidecar_txt: bool = False
     needs_sidecar_xmp: bool = False
+    # EXIF or XMP bytes the plan already built and measured, reused by the encode.
+    exif: bytes | None = None
+    xmp: bytes | None = None
 
     def place(self, target: str, location: str, status: str = "written", reason: str | None = None) -> None:
         self.placements.append(Placement(target=target, location=location, status=status, reason=reason))

@@ -65,6 +65,21 @@ def xmp_packet(payloads: Payloads, plan: Plan, limit: int | None) -> bytes:
 def plan_exif(payloads: Payloads, targets: frozenset[str], plan: Plan, limit: int) -> None:
     """Fill UserComment, then prompt, then workflow, while the EXIF block stays under `limit`."""
     content = exif.ExifContent(software=_software(payloads), created=payloads.record.provenance.created)
+    if A1111 in targets:
+        content.user_comment = payloads.infotext
+    if COMFYUI in targets:
+        content.comfy = dict(payloads.comfy)
+    whole = exif.build(content)
+    if len(whole) <= limit:  # the usual case: everything fits, one build
+        plan.exif = whole
+        if content.user_comment is not None:
+            plan.place(A1111, "exif:UserComment")
+        for key in content.comfy:
+            plan.place(COMFYUI, f"exif:{key}")
+            if key in GRAPH_KEYS:
+                plan.record_refs[key] = f"exif:{key}"
+        return
+    content.user_comment, content.comfy = None, {}
     if A1111 in targets and payloads.infotext is not None:
         content.user_comment = payloads.infotext
         if len(exif.build(content)) <= limit:
@@ -109,7 +124,7 @@ class JpegFormat:
 
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
         params: dict[str, Any] = {"quality": options.quality, "optimize": False}
-        tiff = exif.build(exif_content(payloads, plan))
+        tiff = plan.exif if plan.exif is not None else exif.build(exif_content(payloads, plan))
         if tiff:
             params["exif"] = EXIF_HEADER + tiff
         if any(p.target == XMP and p.status == "written" for p in plan.placements):

@@ -24,6 +24,7 @@ from ..limits import (
     READ_CHUNK_MAX,
     READ_DECOMPRESS_MAX,
 )
+from . import xmp
 from .base import A1111, COMFYUI, GRAPH_KEYS, RECORD, XMP, Embedded, Payloads, Plan, embedded_record_json, register
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -74,11 +75,13 @@ class PngFormat:
                 plan.place(RECORD, f"png:iTXt:{RECORD_KEY}")
             else:
                 plan.move(RECORD, "sidecar:json", f"record ({size:,} bytes) exceeds the 1 MiB compressed-text cap")
-        if XMP in targets and payloads.xmp is not None:
-            if used + len(payloads.xmp) <= PNG_TEXT_TOTAL_BUDGET:
+        if XMP in targets:
+            # PNG's XMP holds no record (the iTXt chunk does), so it is final already.
+            plan.xmp = xmp.build(payloads.record)
+            if used + len(plan.xmp) <= PNG_TEXT_TOTAL_BUDGET:
                 plan.place(XMP, f"png:iTXt:{XMP_KEY}")
             else:
-                plan.move(XMP, "sidecar:xmp", f"XMP ({len(payloads.xmp):,} bytes) exceeds the PNG text budget")
+                plan.move(XMP, "sidecar:xmp", f"XMP ({len(plan.xmp):,} bytes) exceeds the PNG text budget")
         return plan
 
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
@@ -88,8 +91,8 @@ class PngFormat:
             if f"png:tEXt:{key}" in written:
                 info.add_text(key, text)
         # XMP is the first iTXt chunk: Exempi (python-xmp-toolkit) ignores it after any other iTXt.
-        if payloads.xmp is not None and f"png:iTXt:{XMP_KEY}" in written:
-            info.add_itxt(XMP_KEY, payloads.xmp.decode("utf-8"), zip=False)
+        if plan.xmp is not None and f"png:iTXt:{XMP_KEY}" in written:
+            info.add_itxt(XMP_KEY, plan.xmp.decode("utf-8"), zip=False)
         if payloads.infotext is not None and any(loc.endswith(f":{PARAMETERS_KEY}") for loc in written):
             info.add_text(PARAMETERS_KEY, payloads.infotext)
         if f"png:iTXt:{RECORD_KEY}" in written:

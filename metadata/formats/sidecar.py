@@ -54,7 +54,12 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def record_bytes(record: Record) -> bytes:
-    return json.dumps(record.to_dict(), indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    """The record as JSON, one top-level key per line: readable, and written by the C encoder."""
+    lines = [
+        f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False, allow_nan=False)}"
+        for key, value in record.to_dict().items()
+    ]
+    return ("{\n" + ",\n".join(lines) + "\n}\n").encode("utf-8")
 
 
 def read_bytes(image: Path, kind: str) -> bytes | None:

@@ -37,7 +37,7 @@ class WebpFormat:
 
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
         params: dict[str, Any] = {"quality": options.quality, "lossless": options.lossless}
-        tiff = exif.build(exif_content(payloads, plan))
+        tiff = plan.exif if plan.exif is not None else exif.build(exif_content(payloads, plan))
         if tiff:
             params["exif"] = tiff
         if any(p.target == XMP and p.status == "written" for p in plan.placements):
