@@ -51,6 +51,7 @@ class PngFormat:
     def plan(self, payloads: Payloads, targets: frozenset[str]) -> Plan:
         plan = Plan()
         used = 0
+        graphs: dict[str, str] = {}  # where ComfyUI's chunks hold the record's graphs
         if COMFYUI in targets:
             for key, text in payloads.comfy:
                 size = len(key) + 1 + len(text)
@@ -58,7 +59,7 @@ class PngFormat:
                     used += size
                     plan.place(COMFYUI, f"png:tEXt:{key}")
                     if key in GRAPH_KEYS:
-                        plan.record_refs[key] = f"png:tEXt:{key}"
+                        graphs[key] = f"png:tEXt:{key}"
                 else:
                     plan.move(COMFYUI, "sidecar:json", f"{key} ({size:,} bytes) exceeds the PNG text budget")
         if A1111 in targets and payloads.infotext is not None:
@@ -69,12 +70,7 @@ class PngFormat:
             else:
                 plan.move(A1111, "sidecar:txt", f"infotext ({size:,} bytes) exceeds the PNG text budget")
         if RECORD in targets:
-            size = len(embedded_record_json(payloads.record, plan.record_refs)) + PLACEMENT_MARGIN
-            if size <= PNG_COMPRESSED_TEXT_MAX and used + size <= PNG_TEXT_TOTAL_BUDGET:
-                used += size
-                plan.place(RECORD, f"png:iTXt:{RECORD_KEY}")
-            else:
-                plan.move(RECORD, "sidecar:json", f"record ({size:,} bytes) exceeds the 1 MiB compressed-text cap")
+            used += self._plan_record(payloads, plan, graphs, PNG_TEXT_TOTAL_BUDGET - used)
         if XMP in targets:
             # PNG's XMP holds no record (the iTXt chunk does), so it is final already.
             plan.xmp = xmp.build(payloads.record)
@@ -83,6 +79,28 @@ class PngFormat:
             else:
                 plan.move(XMP, "sidecar:xmp", f"XMP ({len(plan.xmp):,} bytes) exceeds the PNG text budget")
         return plan
+
+    @staticmethod
+    def _plan_record(payloads: Payloads, plan: Plan, graphs: dict[str, str], room: int) -> int:
+        """The whole record in one chunk; past Pillow's 1 MiB cap it refers to ComfyUI's chunks for the
+        graphs, and past that the chunk is a stub: either way the JSON sidecar holds it all."""
+        cap = min(PNG_COMPRESSED_TEXT_MAX, room)
+        size = len(embedded_record_json(payloads.record, {})) + PLACEMENT_MARGIN
+        if size <= cap:
+            plan.place(RECORD, f"png:iTXt:{RECORD_KEY}")
+            return size
+        reason = f"record ({size:,} bytes) exceeds the 1 MiB compressed-text cap"
+        if graphs:
+            slim = len(embedded_record_json(payloads.record, graphs)) + PLACEMENT_MARGIN
+            if slim <= cap:
+                plan.record_refs.update(graphs)
+                plan.place(
+                    RECORD, f"png:iTXt:{RECORD_KEY}", reason=f"{reason}; its graphs are in the prompt/workflow chunks"
+                )
+                plan.move(RECORD, "sidecar:json", "the whole record, in one place")
+                return slim
+        plan.move(RECORD, "sidecar:json", reason)
+        return 0
 
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
         info = PngImagePlugin.PngInfo()

@@ -26,6 +26,7 @@ class WebpFormat:
     def plan(self, payloads: Payloads, targets: frozenset[str]) -> Plan:
         plan = Plan()
         plan_exif(payloads, targets, plan, WEBP_CHUNK_MAX)
+        plan.record_refs.clear()  # the XMP chunk has no size limit: the whole record goes in it
         if RECORD in targets:
             if XMP in targets:
                 plan.place(RECORD, "xmp:cprov:Record")
