@@ -41,7 +41,9 @@ class SaveContext:
         prompt = self.prompt if isinstance(self.prompt, Mapping) else None
         extra = dict(self.extra_pnginfo) if isinstance(self.extra_pnginfo, Mapping) else None
         chunks = _chunks(prompt, extra)
-        if chunks is None or any(f'"{key}"' in text for _, text in chunks for key in SECRET_KEYS):
+        if chunks is None or any(
+            name in SECRET_KEYS or any(f'"{key}"' in text for key in SECRET_KEYS) for name, text in chunks
+        ):
             prompt = scrub(prompt)
             extra = {k: scrub(v) for k, v in extra.items() if k not in SECRET_KEYS} if extra else extra
             chunks = _chunks(prompt, extra) or []

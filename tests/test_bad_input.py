@@ -453,13 +453,16 @@ def png_texts(data: bytes) -> list[bytes]:
     return out
 
 
+@pytest.mark.parametrize("where", ["everywhere", "top-level extra_pnginfo keys only"])
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_comfy_org_secrets_never_reach_any_output_byte(fmt: str, tmp_path: Path) -> None:
+def test_comfy_org_secrets_never_reach_any_output_byte(fmt: str, where: str, tmp_path: Path) -> None:
     api, ui = load_workflow("default")
     api, ui = copy.deepcopy(api), copy.deepcopy(ui)
-    api["3"]["inputs"].update(SECRETS)
-    ui.setdefault("extra", {})["api_key_comfy_org"] = SECRETS["api_key_comfy_org"]
-    extra = {"workflow": ui, **SECRETS, "other": {"auth_token_comfy_org": SECRETS["auth_token_comfy_org"]}}
+    extra: dict[str, Any] = {"workflow": ui, **SECRETS}
+    if where == "everywhere":
+        api["3"]["inputs"].update(SECRETS)
+        ui.setdefault("extra", {})["api_key_comfy_org"] = SECRETS["api_key_comfy_org"]
+        extra["other"] = {"auth_token_comfy_org": SECRETS["auth_token_comfy_org"]}
     context = SaveContext(prompt=api, extra_pnginfo=extra, save_node_id=save_node_of(api))
     saved = save_one(tmp_path, context, fmt, frozenset(TARGETS))
     assert saved.record is not None

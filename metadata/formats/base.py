@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -132,6 +131,3 @@ def sniffers() -> list[Format]:
     from . import jpeg, png, webp  # noqa: F401 - importing registers them
 
     return list(FORMATS.values())
-
-
-Reader = Callable[[Embedded], Record | None]
