@@ -7,11 +7,12 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from . import demo, read
+from . import demo, parse, read
 
 # Each subcommand module offers add_arguments(parser) and run(args) -> exit code.
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "read": ("print the record a PNG/JPEG/WEBP carries", read.add_arguments, read.run),
+    "parse": ("print the record a ComfyUI API prompt describes, with no image", parse.add_arguments, parse.run),
     "demo": ("save the bundled examples as PNG, JPEG and WEBP and read them back", demo.add_arguments, demo.run),
 }
 

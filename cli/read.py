@@ -33,10 +33,10 @@ def summary(record: Record) -> str:
             lines.append(
                 f"  pass {i} (node {p.node_id}): {p.steps} steps {p.sampler}/{p.scheduler} denoise {p.denoise}"
             )
-    lines.append(
-        f"  captured  : {prov.capture_mode} by {prov.generator.name} {prov.generator.version or ''}"
-        f" at {prov.created}  (ComfyUI {prov.comfyui_version})"
-    )
+    made_by = " ".join(x for x in (prov.generator.name, prov.generator.version) if x)
+    when = f" at {prov.created}" if prov.created else ""
+    comfy = f" (ComfyUI {prov.comfyui_version})" if prov.comfyui_version else ""
+    lines.append(f"  captured  : {prov.capture_mode} by {made_by}{when}{comfy}")
     graphs = [name for name in ("prompt", "workflow") if getattr(record, name)]
     lines.append(f"  graphs    : {', '.join(graphs) or 'none'}")
     for placement in prov.embedding:
