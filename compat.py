@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .metadata.hashing import FolderLocator
 from .metadata.save import Namer
 
 
@@ -63,3 +64,24 @@ def v3_api() -> Any:
     import comfy_api.latest
 
     return comfy_api.latest
+
+
+def model_locator() -> FolderLocator:
+    """Model files where ComfyUI's loaders find them (`folder_paths.get_full_path`, extra_model_paths included)."""
+    import folder_paths
+
+    return FolderLocator(folder_paths.get_full_path)
+
+
+def hash_cache_directory() -> Path:
+    """`<user directory>/provenance`: the hash cache folder (never beside the models, which may be read-only)."""
+    import folder_paths
+
+    return Path(folder_paths.get_user_directory()) / "provenance"
+
+
+def user_directory() -> Path:
+    """ComfyUI's user directory (`folder_paths.get_user_directory`); user rules live in `<it>/provenance/rules/`."""
+    import folder_paths
+
+    return Path(folder_paths.get_user_directory())

@@ -7,13 +7,19 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from . import demo, parse, read
+from . import convert, demo, parse, read, rules
 
 # Each subcommand module offers add_arguments(parser) and run(args) -> exit code.
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "read": ("print the record a PNG/JPEG/WEBP carries", read.add_arguments, read.run),
     "parse": ("print the record a ComfyUI API prompt describes, with no image", parse.add_arguments, parse.run),
     "demo": ("save the bundled examples as PNG, JPEG and WEBP and read them back", demo.add_arguments, demo.run),
+    "convert": (
+        "stamp files ComfyUI core wrote with the full metadata, pixels untouched",
+        convert.add_arguments,
+        convert.run,
+    ),
+    "rules": ("check capture-rules files and list the rules in use", rules.add_arguments, rules.run),
 }
 
 

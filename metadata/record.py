@@ -114,6 +114,13 @@ class Generation(_Node):
     height: int | None = None
     guidance: float | None = None
     batch_size: int | None = None
+    # Added in 1.x (readers of older records get null): see record-1.schema.json.
+    shift: float | None = None
+    frames: int | None = None
+    fps: float | None = None
+    clip_skip: int | None = None
+    input_images: list[str] | None = None
+    api_node: dict[str, Any] | None = None
     other: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,6 +143,12 @@ class Pass(_Node):
     model: str | None = None
     width: int | None = None
     height: int | None = None
+    # Added in 1.x (readers of older records get null): see record-1.schema.json.
+    add_noise: bool | str | None = None
+    guidance: float | None = None
+    shift: float | None = None
+    frames: int | None = None
+    loras: list[dict[str, Any]] = field(default_factory=list)
     other: dict[str, Any] = field(default_factory=dict)
 
 

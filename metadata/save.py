@@ -1,10 +1,11 @@
 """The save path shared by the node and the CLI: name, plan, write sidecars, encode once.
 
 For each image: claim a free file name (exclusive create, so concurrent saves never collide),
-build every target's payload from one record, let the format plan what fits where, write the
-sidecars, then encode the pixels with the planned metadata into a temporary file renamed over
-the claim. A failure in any metadata step logs one warning, lands in provenance.warnings, and
-the image is still written, at worst with what ComfyUI core would have written.
+build every target's payload from one record, let the format plan what fits where (`prepare`,
+which `provenance convert` shares), write the sidecars, then encode the pixels with the planned
+metadata into a temporary file renamed over the claim. A failure in any metadata step logs one
+warning, lands in provenance.warnings, and the image is still written, at worst with what
+ComfyUI core would have written.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from .formats.base import (
     SIDECAR_TXT,
     SIDECAR_XMP,
     TARGETS,
+    Format,
     Payloads,
     Plan,
     by_name,
 )
-from .record import Image, Record
+from .record import Image, Model, Record
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class SavedFile:
     sidecars: list[Path] = field(default_factory=list)
 
 
+# Fills Model.hashes (and header metadata) in place for the models it is given.
+Hasher = Callable[[list[Model]], None]
 # (prefix, width, height) -> (folder, base file name, first counter, subfolder)
 Namer = Callable[[str, int, int], tuple[Path, str, int, str]]
 
@@ -139,8 +143,13 @@ def save_images(
     *,
     version: str | None = None,
     namer: Namer | None = None,
+    hasher: Hasher | None = None,
 ) -> list[SavedFile]:
-    """Save a batch; returns one SavedFile per image, in order."""
+    """Save a batch; returns one SavedFile per image, in order.
+
+    `hasher` fills the hashes of the record's models (those upstream of the save node), once per
+    batch; without one the record names its models but carries no hashes.
+    """
     fmt = by_name(options.format)
     pils = [to_pil(px) for px in images]
     if not pils:
@@ -149,6 +158,8 @@ def save_images(
     folder, base, counter, subfolder = (namer or default_namer(output_dir))(filename_prefix, width, height)
     context = context.scrubbed()
     base_record = None if options.disable_metadata else build_record(context, version)
+    if base_record is not None and hasher is not None:
+        _hash(base_record, hasher)
     comfy = [] if options.disable_metadata else list(context.chunks or [])
     saved = []
     for index, pil in enumerate(pils):
@@ -161,6 +172,18 @@ def save_images(
         else:
             saved.append(_write_one(job, _for_image(base_record, pil, index, len(pils), fmt=fmt.name, name=path.name)))
     return saved
+
+
+def _hash(record: Record, hasher: Hasher) -> None:
+    try:
+        hasher(record.models)
+    except Exception as err:  # hashing never fails the save
+        logger.warning("provenance: hashing models failed: %s", err)
+        record.warn(short(f"model hashes unknown: {err}"))
+        return
+    for model in record.models:
+        if model.other.get("hash_error"):
+            record.warn(short(f"{model.role} {model.name}: hash unknown ({model.other['hash_error']})"))
 
 
 def _for_image(base: Record, pil: PILImage.Image, index: int, count: int, *, fmt: str, name: str) -> Record:
@@ -180,18 +203,29 @@ def _pixel_params(fmt: str, options: SaveOptions) -> dict[str, Any]:
     return {"quality": options.quality}
 
 
+def prepare(
+    record: Record, comfy: list[tuple[str, str]], fmt: Format, targets: frozenset[str]
+) -> tuple[Payloads, Plan]:
+    """Every target's payload from one record, where the format puts each, and which sidecars it needs.
+
+    The record's embedding list becomes the plan's placements (sidecars included), so the record
+    a file embeds says where everything went. Shared by save_images and `provenance convert`.
+    """
+    payloads = Payloads(record=record, comfy=comfy if COMFYUI in targets else [])
+    if A1111 in targets:
+        payloads.infotext = infotext.build(record)
+    plan = fmt.plan(payloads, targets)
+    record.provenance.embedding = plan.placements
+    _plan_sidecars(plan, targets)
+    return payloads, plan
+
+
 def _write_one(job: _Job, record: Record) -> SavedFile:
-    targets = job.options.targets
-    payloads = Payloads(record=record, comfy=job.comfy if COMFYUI in targets else [])
     try:
-        if A1111 in targets:
-            payloads.infotext = infotext.build(record)
-        plan = job.fmt.plan(payloads, targets)
-        record.provenance.embedding = plan.placements
-        _plan_sidecars(plan, targets)
+        payloads, plan = prepare(record, job.comfy, job.fmt, job.options.targets)
     except Exception as err:
         return _fallback(job, record, f"planning metadata failed: {err}")
-    written = _write_sidecars(job.path, record, payloads, plan)
+    written = write_sidecars(job.path, record, payloads, plan)
     try:
         sidecar.replace_with(job.path, lambda fp: job.fmt.encode(job.pil, payloads, plan, job.options, fp))
     except Exception as err:
@@ -210,7 +244,7 @@ def _plan_sidecars(plan: Plan, targets: frozenset[str]) -> None:
             plan.place(kind.replace(":", "_"), kind)
 
 
-def _write_sidecars(path: Path, record: Record, payloads: Payloads, plan: Plan) -> list[Path]:
+def write_sidecars(path: Path, record: Record, payloads: Payloads, plan: Plan) -> list[Path]:
     """Text and XMP first, the JSON record last, so it reports how the others went."""
     written = []
     for placement in sorted(

@@ -11,6 +11,9 @@ import numpy as np
 from .. import __version__, compat
 from ..metadata.capture import SaveContext
 from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS
+from ..metadata.hashing import hash_models, shared_cache
+from ..metadata.parser.rules import set_user_rules_dir
+from ..metadata.record import Model
 from ..metadata.save import SaveOptions, save_images
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,11 @@ TOOLTIPS = {
 }
 
 
+def comfyui_hasher(models: list[Model]) -> None:
+    """Hash the record's models where ComfyUI loads them, cached in ComfyUI's user directory."""
+    hash_models(models, compat.model_locator(), shared_cache(compat.hash_cache_directory()))
+
+
 def parse_targets(value: str | Iterable[str]) -> frozenset[str]:
     """Targets from a list or a comma-separated string; unknown names raise ValueError."""
     items = value.split(",") if isinstance(value, str) else list(value)
@@ -67,6 +75,7 @@ def run(
     unique_id: str | None,
 ) -> list[dict[str, str]]:
     """Save the batch; returns the UI preview entries core's SaveImage returns."""
+    set_user_rules_dir(compat.user_directory() / "provenance" / "rules")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     options = SaveOptions(
@@ -91,5 +100,6 @@ def run(
         options,
         version=__version__,
         namer=compat.save_namer(),
+        hasher=comfyui_hasher,
     )
     return [{"filename": f.path.name, "subfolder": f.subfolder, "type": "output"} for f in saved]

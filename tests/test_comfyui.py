@@ -9,6 +9,7 @@ Without COMFYUI_PATH every test here is skipped, with the reason.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import re
@@ -43,6 +44,16 @@ harness = _load_harness()
 pytestmark = pytest.mark.comfyui
 
 CHECKPOINT = "random_sd15.safetensors"
+
+
+def file_hashes(path: Path) -> dict[str, str]:
+    """sha256/AutoV2 of the whole file and AutoV3 (bytes after the safetensors header), by hand."""
+    data = path.read_bytes()
+    header = 8 + struct.unpack("<Q", data[:8])[0]
+    full = hashlib.sha256(data).hexdigest()
+    return {"sha256": full, "autov2": full[:10], "autov3": hashlib.sha256(data[header:]).hexdigest()}
+
+
 LORA = "random_sd15_lora.safetensors"
 SECRETS = {
     "api_key_comfy_org": "sk-PROVENANCE-TEST-API-KEY-4242",
@@ -184,6 +195,15 @@ facts["compat.comfyui_version"] = compat.comfyui_version()
 facts["compat.prompt_id.outside"] = compat.current_prompt_id()
 with CurrentNodeContext("probe-prompt", "7"):
     facts["compat.prompt_id.inside"] = compat.current_prompt_id()
+facts["compat.user_directory"] = str(compat.user_directory()) == folder_paths.get_user_directory()
+facts["compat.hash_cache_directory"] = os.path.relpath(compat.hash_cache_directory(), folder_paths.get_user_directory())
+ckpts = folder_paths.get_filename_list("checkpoints")
+locator = compat.model_locator()
+found = str(locator.locate("checkpoint", ckpts[0])) if ckpts else None
+facts["compat.locator"] = [
+    found == folder_paths.get_full_path("checkpoints", ckpts[0]) if ckpts else None,
+    locator.locate("lora", "no-such-lora.safetensors"),
+]
 
 # The V1 fallback, fed by ComfyUI's own get_input_data, as the V1 executor would.
 import torch
@@ -274,6 +294,10 @@ def test_pack_against_real_modules(facts: dict[str, Any]) -> None:
     assert facts["compat.comfyui_version"] == facts["comfyui_version"]
     assert facts["compat.prompt_id.outside"] is None
     assert facts["compat.prompt_id.inside"] == "probe-prompt"
+    assert facts["compat.user_directory"] is True
+    assert facts["compat.hash_cache_directory"] == "provenance"
+    assert facts["compat.locator"][1] is None
+    assert facts["compat.locator"][0] in (True, None)  # None: the probe's models folder has no checkpoint
 
 
 def test_v1_fallback_with_real_get_input_data(facts: dict[str, Any]) -> None:
@@ -603,5 +627,12 @@ def test_sd15_lora_txt2img_record(server: Any, checkout: Path) -> None:
         assert core_view(record.prompt) == posted_view(prompt)
         assert record.workflow == workflow
         assert record.provenance.warnings == []
+        # Hashes come from the real files, computed here independently (the first save hashed them).
+        assert checkpoint.hashes == file_hashes(checkout / "models" / "checkpoints" / CHECKPOINT)
+        assert record.loras()[0].hashes == file_hashes(checkout / "models" / "loras" / LORA)
+        text = path.read_bytes() if fmt == "png" else b""
+        if fmt == "png":
+            assert f"Model hash: {checkpoint.hashes['autov2']}".encode() in text
+            assert f'Lora hashes: "random_sd15_lora: {record.loras()[0].hashes["autov3"][:12]}"'.encode() in text
         assert_no_secrets(written_with(path))
     assert_no_secrets([], server.log())

@@ -80,7 +80,7 @@ def full_record() -> Record:
             model="m.safetensors",
             width=768,
             height=768,
-            other={"upscale": "LatentUpscale"},
+            other={"upscale": {"class_type": "LatentUpscale", "method": "nearest-exact", "width": 768, "height": 768}},
         )
     )
     rec.models.append(Model(role="vae", name="vae.safetensors", node_id="20", hashes={"sha256": "ab" * 32}))

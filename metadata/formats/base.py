@@ -71,6 +71,8 @@ class Embedded:
     xmp: bytes | None = None
     width: int | None = None
     height: int | None = None
+    # The container says the pixels have an alpha channel (WEBP VP8X flag or VP8L bit).
+    alpha: bool = False
 
 
 def embedded_record_json(record: Record, refs: dict[str, str], *, stub: bool = False) -> str:
@@ -90,7 +92,7 @@ def embedded_record_json(record: Record, refs: dict[str, str], *, stub: bool = F
 
 
 class Format(Protocol):
-    """A container: writes pixels plus planned payloads in one encode, and reads them back."""
+    """A container: writes pixels plus planned payloads in one encode (or restamps a file), and reads them back."""
 
     name: str
     extensions: tuple[str, ...]
@@ -101,6 +103,10 @@ class Format(Protocol):
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None: ...
 
     def encode_core(self, image: Any, payloads: Payloads, options: Any, fp: BinaryIO) -> None: ...
+
+    def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
+        """Copy `src` to `dst` with the planned metadata in place of its own; pixels are copied, never decoded."""
+        ...
 
     def sniff(self, head: bytes) -> bool: ...
 

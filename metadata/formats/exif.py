@@ -53,7 +53,9 @@ def build(content: ExifContent) -> bytes:
     for key, text in content.comfy.items():
         tag = tags.get(key) or (spare.pop(0) if spare else None)
         if tag is not None:
-            zeroth[tag] = f"{key}:{text}"
+            # Bytes, so piexif stores UTF-8 as is (it can encode a str only as Latin-1): core's
+            # WEBPs hold UTF-8 JSON, and a restamp keeps it byte for byte; ASCII is unchanged.
+            zeroth[tag] = f"{key}:{text}".encode()
     if content.created and (stamp := _exif_datetime(content.created)):
         zeroth[piexif.ImageIFD.DateTime] = stamp[0]
         exif_ifd[piexif.ExifIFD.DateTimeOriginal] = stamp[0]

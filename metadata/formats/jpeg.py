@@ -4,20 +4,24 @@ EXIF (exif.py layout) holds the infotext in UserComment, then ComfyUI's prompt a
 IFD0 while they fit; XMP holds the IPTC fields and the record. What does not fit moves to the
 JSON sidecar, and the parts that did fit say where (research/readers.md §5, standards.md §2.4).
 There is never a second lossy encode and never a COM segment (sd-prompt-reader takes COM for
-Fooocus JSON and fails).
+Fooocus JSON and fails). Restamp swaps the APP1 Exif and XMP segments of an existing JPEG,
+placed right after SOI and any JFIF APP0; every other byte is copied as it is.
 """
 
 from __future__ import annotations
 
+import shutil
 import struct
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from ..errors import ReadError
-from ..limits import JPEG_EXIF_TIFF_MAX, JPEG_XMP_PACKET_MAX, READ_CHUNK_MAX
+from ..limits import JPEG_EXIF_TIFF_MAX, JPEG_SEGMENT_PAYLOAD_MAX, JPEG_XMP_PACKET_MAX, READ_CHUNK_MAX
 from . import exif, xmp
 from .base import A1111, COMFYUI, GRAPH_KEYS, RECORD, XMP, Embedded, Payloads, Plan, embedded_record_json, register
 
 XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\x00"
+XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"
 EXIF_HEADER = b"Exif\x00\x00"
 SIDECAR_NOTE = "sidecar:json"
 # XMP text fields shrink until the packet fits; the record keeps the full text.
@@ -60,6 +64,13 @@ def xmp_packet(payloads: Payloads, plan: Plan, limit: int | None) -> bytes:
         if limit is None or len(packet) <= limit:
             return packet
     return xmp.build(record, sidecar=note, text_limit=0)
+
+
+def planned_metadata(payloads: Payloads, plan: Plan, xmp_limit: int) -> tuple[bytes, bytes | None]:
+    """The planned EXIF (TIFF bytes, empty for none) and XMP packet (None for none), JPEG and WEBP alike."""
+    tiff = plan.exif if plan.exif is not None else exif.build(exif_content(payloads, plan))
+    written = any(p.target == XMP and p.status == "written" for p in plan.placements)
+    return tiff, xmp_packet(payloads, plan, xmp_limit) if written else None
 
 
 def plan_exif(payloads: Payloads, targets: frozenset[str], plan: Plan, limit: int) -> None:
@@ -124,14 +135,41 @@ class JpegFormat:
 
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
         params: dict[str, Any] = {"quality": options.quality, "optimize": False}
-        tiff = plan.exif if plan.exif is not None else exif.build(exif_content(payloads, plan))
+        tiff, packet = planned_metadata(payloads, plan, JPEG_XMP_PACKET_MAX)
         if tiff:
             params["exif"] = EXIF_HEADER + tiff
-        if any(p.target == XMP and p.status == "written" for p in plan.placements):
-            params["xmp"] = xmp_packet(payloads, plan, JPEG_XMP_PACKET_MAX)
+        if packet is not None:
+            params["xmp"] = packet
         # convert() copies even an RGB image: 0.3-0.8 ms per 1024² save, against a ~6 ms q95 encode.
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         rgb.save(fp, format="JPEG", **params)
+
+    def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
+        """Header segments rewritten (old Exif/XMP out, ours in after SOI and APP0); the scan copied as is.
+
+        An old segment stays when we write no replacement. ExtendedXMP goes with the XMP it extends.
+        """
+        tiff, packet = planned_metadata(payloads, plan, JPEG_XMP_PACKET_MAX)
+        ours = ([_segment(0xE1, EXIF_HEADER + tiff)] if tiff else []) + (
+            [_segment(0xE1, XMP_NAMESPACE + packet)] if packet is not None else []
+        )
+        drop = ((EXIF_HEADER,) if tiff else ()) + ((XMP_NAMESPACE, XMP_EXTENSION) if packet is not None else ())
+        dst.write(b"\xff\xd8")
+        pending = True
+        for marker, data in _segments(src, scan=True):
+            if marker == 0xDA:  # the scan: _segments checked the file ends; copy the rest unread
+                if pending:
+                    dst.write(b"".join(ours))
+                dst.write(b"\xff\xda")
+                shutil.copyfileobj(src, dst)
+                return
+            if marker == 0xE1 and data.startswith(drop):
+                continue
+            if pending and marker != 0xE0:
+                dst.write(b"".join(ours))
+                pending = False
+            dst.write(_segment(marker, data))
+        raise ReadError("JPEG has no image data (no start-of-scan segment)")
 
     def encode_core(self, image: Any, payloads: Payloads, options: Any, fp: BinaryIO) -> None:
         """ComfyUI core has no JPEG writer; pixels only is what it would have given."""
@@ -154,8 +192,17 @@ class JpegFormat:
         return found
 
 
-def _segments(fp: BinaryIO) -> Any:
-    """Yield (marker, payload) for each header segment up to the scan; no pixel decoding."""
+def _segment(marker: int, data: bytes) -> bytes:
+    if len(data) > JPEG_SEGMENT_PAYLOAD_MAX:
+        raise ValueError(f"JPEG segment 0x{marker:02X} of {len(data):,} bytes exceeds {JPEG_SEGMENT_PAYLOAD_MAX:,}")
+    return b"\xff" + bytes([marker]) + struct.pack(">H", len(data) + 2) + data
+
+
+def _segments(fp: BinaryIO, *, scan: bool = False) -> Iterator[tuple[int, bytes]]:
+    """Yield (marker, payload) for each header segment up to the scan; no pixel decoding.
+
+    With `scan`, the start of scan itself comes last as (0xDA, b""), the file positioned just after
+    its marker, once the file was checked to end with EOI."""
     if fp.read(2) != b"\xff\xd8":
         raise ReadError("not a JPEG file (no SOI marker)")
     while True:
@@ -170,7 +217,11 @@ def _segments(fp: BinaryIO) -> Any:
             raise ReadError("JPEG is truncated before its image data")
         marker = byte[0]
         if marker == 0xDA:  # start of scan: metadata ends here, but the file must too
+            start = fp.tell()
             _require_eoi(fp)
+            if scan:
+                fp.seek(start)
+                yield marker, b""
             return
         if marker == 0xD9:
             return

@@ -4,14 +4,17 @@ Writer (research/readers.md §0): `parameters` via add_text (tEXt, or uncompress
 Latin-1), `prompt`/`workflow` as tEXt with core's json.dumps (ASCII, so tEXt), the record in
 one iTXt `comfyui_provenance` chunk (zlib from 4 KiB on, never inflating beyond Pillow's 1 MiB
 cap), XMP in iTXt `XML:com.adobe.xmp`. All text stays within Pillow's 64 MiB text budget;
-what does not fit moves to a sidecar. Reader: a chunk walker that seeks over image data, so
-reading costs no pixel decoding; sizes and inflation are capped.
+what does not fit moves to a sidecar. Restamp splices the same chunks into an existing file's
+chunk stream, copying image data byte for byte. Reader: a chunk walker that seeks over image
+data, so reading costs no pixel decoding; sizes and inflation are capped.
 """
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from PIL import PngImagePlugin
@@ -103,25 +106,26 @@ class PngFormat:
         return 0
 
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
-        info = PngImagePlugin.PngInfo()
-        written = {p.location for p in plan.placements if p.status == "written"}
-        for key, text in payloads.comfy:
-            if f"png:tEXt:{key}" in written:
-                info.add_text(key, text)
-        # XMP is the first iTXt chunk: Exempi (python-xmp-toolkit) ignores it after any other iTXt.
-        if plan.xmp is not None and f"png:iTXt:{XMP_KEY}" in written:
-            info.add_itxt(XMP_KEY, plan.xmp.decode("utf-8"), zip=False)
-        if payloads.infotext is not None and any(loc.endswith(f":{PARAMETERS_KEY}") for loc in written):
-            info.add_text(PARAMETERS_KEY, payloads.infotext)
-        if f"png:iTXt:{RECORD_KEY}" in written:
-            record_json = embedded_record_json(payloads.record, plan.record_refs)
-        elif any(p.target == RECORD and p.status == "moved" for p in plan.placements):
-            record_json = embedded_record_json(payloads.record, {}, stub=True)
-        else:
-            record_json = None
-        if record_json is not None:
-            info.add_itxt(RECORD_KEY, record_json, zip=len(record_json) >= PNG_RECORD_COMPRESS_FROM)
+        info = _pnginfo(payloads, plan)
         image.save(fp, format="PNG", pnginfo=info, compress_level=options.compress_level)
+
+    def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
+        """Rewrite the chunk stream: the planned text chunks go in before the image data (or before
+        any iTXt the file keeps, so our XMP is the first), the old ones under the same keywords go.
+        Every other chunk, image data included, is copied byte for byte."""
+        info = _pnginfo(payloads, plan)
+        ours = [(ctype, data) for ctype, data, _after_idat in info.chunks]
+        replaced = {RECORD_KEY.encode("latin-1")} | {data.partition(b"\x00")[0] for _ctype, data in ours}
+        dst.write(SIGNATURE)
+        pending = True
+        for ctype, data, crc in _walk(src, image_data=True):
+            if ctype in (b"tEXt", b"zTXt", b"iTXt") and data.partition(b"\x00")[0] in replaced:
+                continue
+            if pending and ctype in (b"fcTL", b"IDAT", b"fdAT", b"iTXt", b"IEND"):
+                for new_type, new_data in ours:
+                    dst.write(_chunk(new_type, new_data))
+                pending = False
+            dst.write(_chunk(ctype, data, crc))
 
     def encode_core(self, image: Any, payloads: Payloads, options: Any, fp: BinaryIO) -> None:
         """What ComfyUI core writes: prompt and extra_pnginfo keys as tEXt, nothing else."""
@@ -151,8 +155,50 @@ class PngFormat:
         return found
 
 
-def _chunks(fp: BinaryIO) -> Any:
-    """Yield (type, data) for every chunk but image data, which is skipped unread."""
+def _pnginfo(payloads: Payloads, plan: Plan) -> PngImagePlugin.PngInfo:
+    """The planned text chunks, in the order they are written."""
+    info = PngImagePlugin.PngInfo()
+    written = {p.location for p in plan.placements if p.status == "written"}
+    for key, text in payloads.comfy:
+        if f"png:tEXt:{key}" in written:
+            info.add_text(key, _latin1_json(text))
+    # XMP is the first iTXt chunk: Exempi (python-xmp-toolkit) ignores it after any other iTXt.
+    if plan.xmp is not None and f"png:iTXt:{XMP_KEY}" in written:
+        info.add_itxt(XMP_KEY, plan.xmp.decode("utf-8"), zip=False)
+    if payloads.infotext is not None and any(loc.endswith(f":{PARAMETERS_KEY}") for loc in written):
+        info.add_text(PARAMETERS_KEY, payloads.infotext)
+    if f"png:iTXt:{RECORD_KEY}" in written:
+        record_json = embedded_record_json(payloads.record, plan.record_refs)
+    elif any(p.target == RECORD and p.status == "moved" for p in plan.placements):
+        record_json = embedded_record_json(payloads.record, {}, stub=True)
+    else:
+        record_json = None
+    if record_json is not None:
+        info.add_itxt(RECORD_KEY, record_json, zip=len(record_json) >= PNG_RECORD_COMPRESS_FROM)
+    return info
+
+
+def _latin1_json(text: str) -> str:
+    """ComfyUI's chunks must stay tEXt (the frontend misreads iTXt): JSON that is not Latin-1
+    (written by some other tool) is re-dumped with ASCII escapes; core's text passes unchanged."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        try:
+            return json.dumps(json.loads(text))
+        except ValueError:
+            return text
+    return text
+
+
+def _chunk(ctype: bytes, data: bytes, crc: bytes | None = None) -> bytes:
+    if crc is None:
+        crc = struct.pack(">I", zlib.crc32(ctype + data))
+    return struct.pack(">I", len(data)) + ctype + data + crc
+
+
+def _walk(fp: BinaryIO, *, image_data: bool) -> Iterator[tuple[bytes, bytes, bytes]]:
+    """(type, data, crc) of every chunk through IEND; image data is skipped unread (b"") unless asked for."""
     if fp.read(8) != SIGNATURE:
         raise ReadError("not a PNG file (bad signature)")
     while True:
@@ -162,15 +208,24 @@ def _chunks(fp: BinaryIO) -> Any:
         length, ctype = struct.unpack(">I4s", header)
         if length > READ_CHUNK_MAX:
             raise ReadError(f"PNG chunk {ctype!r} claims {length:,} bytes, over the {READ_CHUNK_MAX:,}-byte limit")
-        if ctype in (b"IDAT", b"fdAT"):
+        if ctype in (b"IDAT", b"fdAT") and not image_data:
             fp.seek(length + 4, 1)
+            yield ctype, b"", b""
             continue
         data = fp.read(length)
         crc = fp.read(4)
         if len(data) < length or len(crc) < 4:
             raise ReadError(f"PNG is truncated inside chunk {ctype!r}")
+        yield ctype, data, crc
         if ctype == b"IEND":
             return
+
+
+def _chunks(fp: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
+    """Yield (type, data) for every CRC-checked chunk but image data and IEND."""
+    for ctype, data, crc in _walk(fp, image_data=False):
+        if ctype in (b"IDAT", b"fdAT", b"IEND"):
+            continue
         if struct.unpack(">I", crc)[0] != zlib.crc32(ctype + data):
             raise ReadError(f"PNG chunk {ctype!r} fails its CRC check (file damaged)")
         yield ctype, data

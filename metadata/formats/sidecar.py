@@ -35,13 +35,29 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-def replace_with(path: Path, write: Callable[[BinaryIO], Any]) -> None:
-    """Let `write` fill a temporary file beside `path`, then rename it over `path` (atomic)."""
+def replace_with(
+    path: Path,
+    write: Callable[[BinaryIO], Any],
+    *,
+    mode: int | None = None,
+    check: Callable[[Path], Any] | None = None,
+    durable: bool = False,
+) -> None:
+    """Let `write` fill a temporary file beside `path`, then rename it over `path` (atomic).
+
+    `check` sees the finished temporary file and may refuse it by raising; `durable` flushes it
+    to disk before the rename, so a crash leaves the old file or the new one, never a torn one.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
-        os.chmod(tmp, FILE_MODE)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE if mode is None else mode)
+        if check is not None:
+            check(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

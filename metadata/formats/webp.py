@@ -3,19 +3,30 @@
 Layout f2 of research/readers.md §6: read by every A1111-style reader and by ComfyUI's
 frontend (which takes any IFD0 ASCII `key:value`). Pixels are saved as RGB whenever the A1111
 target is on: sd-prompt-reader ignores EXIF on images with alpha. RIFF chunks have no 64 KiB
-limit, so everything fits in place up to the reader cap.
+limit, so everything fits in place up to the reader cap. Restamp rewrites the RIFF around the
+untouched image chunks (still or animated): a VP8X header with the EXIF/XMP flags, our EXIF and
+XMP chunks after the image data as the container spec orders them, sizes and padding redone.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..errors import ReadError
 from ..limits import READ_CHUNK_MAX, WEBP_CHUNK_MAX
 from . import exif
 from .base import A1111, RECORD, XMP, Embedded, Payloads, Plan, register
-from .jpeg import exif_content, plan_exif, xmp_packet
+from .jpeg import plan_exif, planned_metadata
+
+# VP8X flag bits (WebP container spec): ICC 0x20, alpha 0x10, EXIF 0x08, XMP 0x04, animation 0x02.
+FLAG_ALPHA = 0x10
+FLAG_EXIF = 0x08
+FLAG_XMP = 0x04
+IMAGE_CHUNKS = (b"ANMF", b"ALPH", b"VP8 ", b"VP8L")
+RIFF_MAX = 0xFFFF_FFFF
+COPY_BLOCK = 1 << 20
 
 
 class WebpFormat:
@@ -38,14 +49,45 @@ class WebpFormat:
 
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
         params: dict[str, Any] = {"quality": options.quality, "lossless": options.lossless}
-        tiff = plan.exif if plan.exif is not None else exif.build(exif_content(payloads, plan))
+        tiff, packet = planned_metadata(payloads, plan, WEBP_CHUNK_MAX)
         if tiff:
             params["exif"] = tiff
-        if any(p.target == XMP and p.status == "written" for p in plan.placements):
-            params["xmp"] = xmp_packet(payloads, plan, WEBP_CHUNK_MAX)
+        if packet is not None:
+            params["xmp"] = packet
         if image.mode != "RGB" and any(p.target == A1111 and p.status == "written" for p in plan.placements):
             image = image.convert("RGB")
         image.save(fp, format="WEBP", **params)
+
+    def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
+        """The same RIFF with our EXIF and XMP in place of the old ones; image chunks copied as they are.
+
+        An old chunk stays when we write no replacement. Alpha stays too (it is in the image data),
+        so sd-prompt-reader still ignores the EXIF of a WEBP with alpha.
+        """
+        tiff, packet = planned_metadata(payloads, plan, WEBP_CHUNK_MAX)
+        chunks = _index(src)
+        drop = {b"VP8X"} | ({b"EXIF"} if tiff else set()) | ({b"XMP "} if packet is not None else set())
+        kept: list[_Chunk] = [c for c in chunks if c.fourcc not in drop]
+        last_image = max(i for i, c in enumerate(kept) if c.fourcc in IMAGE_CHUNKS)
+        ours = ([_Chunk(b"EXIF", data=tiff)] if tiff else []) + ([_Chunk(b"XMP ", data=packet)] if packet else [])
+        kept[last_image + 1 : last_image + 1] = ours
+        fourccs = {c.fourcc for c in kept}
+        vp8x = bytearray(_vp8x(src, chunks))
+        vp8x[0] &= ~(FLAG_EXIF | FLAG_XMP) & 0xFF
+        vp8x[0] |= (FLAG_EXIF if b"EXIF" in fourccs else 0) | (FLAG_XMP if b"XMP " in fourccs else 0)
+        out = [_Chunk(b"VP8X", data=bytes(vp8x)), *kept]
+        size = 4 + sum(8 + c.size + (c.size & 1) for c in out)
+        if size > RIFF_MAX:
+            raise ValueError(f"the restamped WEBP would be {size:,} bytes, over RIFF's 4 GiB")
+        dst.write(b"RIFF" + struct.pack("<I", size) + b"WEBP")
+        for chunk in out:
+            dst.write(chunk.fourcc + struct.pack("<I", chunk.size))
+            if chunk.data is not None:
+                dst.write(chunk.data)
+            else:
+                _copy(src, dst, chunk.offset + 8, chunk.size)
+            if chunk.size & 1:
+                dst.write(b"\x00")
 
     def encode_core(self, image: Any, payloads: Payloads, options: Any, fp: BinaryIO) -> None:
         """ComfyUI core's still-WEBP layout, minus its Model tag: graphs in IFD0 ASCII tags."""
@@ -64,6 +106,10 @@ class WebpFormat:
         if len(head) < 12 or not self.sniff(head):
             raise ReadError("not a WEBP file (no RIFF/WEBP header)")
         riff_end = 8 + int.from_bytes(head[4:8], "little")
+        end = fp.seek(0, 2)
+        if riff_end > end:
+            raise ReadError(f"WEBP is truncated: {end:,} of the {riff_end:,} bytes it announces")
+        fp.seek(12)
         extended = False
         while True:
             header = fp.read(8)
@@ -89,15 +135,85 @@ class WebpFormat:
             elif fourcc == b"VP8X" and len(data) >= 10:
                 found.width = 1 + int.from_bytes(data[4:7], "little")
                 found.height = 1 + int.from_bytes(data[7:10], "little")
-            elif fourcc == b"VP8L" and len(data) >= 5 and found.width is None:
-                bits = int.from_bytes(data[1:5], "little")
-                found.width, found.height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-            elif fourcc == b"VP8 " and len(data) >= 10 and found.width is None:
-                found.width = int.from_bytes(data[6:8], "little") & 0x3FFF
-                found.height = int.from_bytes(data[8:10], "little") & 0x3FFF
+                found.alpha = bool(data[0] & FLAG_ALPHA)
+            elif fourcc in (b"VP8 ", b"VP8L") and found.width is None:
+                found.width, found.height, found.alpha = _bitstream_info(fourcc, data) or (None, None, False)
             if fourcc in (b"VP8 ", b"VP8L") and not extended:
                 return found  # a simple WEBP is its bitstream alone: no metadata chunks
             extended = extended or fourcc == b"VP8X"
+
+
+@dataclass
+class _Chunk:
+    """A chunk to write: its bytes (`data`), or where to copy them from in the source."""
+
+    fourcc: bytes
+    offset: int = 0
+    length: int = 0
+    data: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else self.length
+
+
+def _index(src: BinaryIO) -> list[_Chunk]:
+    """Every chunk of the RIFF (where it is, how big), checked against the file's real length."""
+    end = src.seek(0, 2)
+    src.seek(0)
+    head = src.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        raise ReadError("not a WEBP file (no RIFF/WEBP header)")
+    riff_end = 8 + int.from_bytes(head[4:8], "little")
+    if riff_end > end:
+        raise ReadError(f"WEBP is truncated: {end:,} of the {riff_end:,} bytes it announces")
+    chunks, pos = [], 12
+    while pos + 8 <= riff_end:
+        src.seek(pos)
+        header = src.read(8)
+        fourcc, size = header[:4], struct.unpack("<I", header[4:])[0]
+        if pos + 8 + size > riff_end:
+            raise ReadError(f"WEBP chunk {fourcc!r} runs past the end of the file (truncated or damaged)")
+        chunks.append(_Chunk(fourcc, offset=pos, length=size))
+        pos += 8 + size + (size & 1)
+    if not any(c.fourcc in IMAGE_CHUNKS for c in chunks):
+        raise ReadError("WEBP has no image data (no VP8, VP8L or ANMF chunk)")
+    return chunks
+
+
+def _bitstream_info(fourcc: bytes, data: bytes) -> tuple[int, int, bool] | None:
+    """(width, height, alpha) from a simple file's VP8 or VP8L bitstream header."""
+    if fourcc == b"VP8L" and len(data) >= 5 and data[0] == 0x2F:
+        bits = int.from_bytes(data[1:5], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, bool(bits >> 28 & 1)
+    if fourcc == b"VP8 " and len(data) >= 10 and data[3:6] == b"\x9d\x01\x2a":
+        return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(data[8:10], "little") & 0x3FFF, False
+    return None
+
+
+def _vp8x(src: BinaryIO, chunks: list[_Chunk]) -> bytes:
+    """The file's VP8X payload, or one made for a simple (VP8/VP8L-only) file from its bitstream."""
+    first = chunks[0]
+    src.seek(first.offset + 8)
+    data = src.read(min(first.length, 10))
+    if first.fourcc == b"VP8X" and len(data) == 10:
+        return data
+    info = _bitstream_info(first.fourcc, data)
+    if info is None:
+        raise ReadError(f"WEBP starts with {first.fourcc!r}, not a VP8X, VP8 or VP8L chunk")
+    width, height, alpha = info
+    flags = FLAG_ALPHA if alpha else 0
+    return bytes([flags, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, offset: int, length: int) -> None:
+    src.seek(offset)
+    while length > 0:
+        block = src.read(min(length, COPY_BLOCK))
+        if not block:
+            raise ReadError("WEBP is truncated inside a chunk")
+        dst.write(block)
+        length -= len(block)
 
 
 register(WebpFormat())

@@ -1,49 +1,54 @@
 """WorkflowParser: a static reading of an API prompt into a record, driven by capture rules.
 
-Only what lies upstream of the save node counts. Every sampler there becomes a pass, ordered
-by latent dependency (base first); `generation` is the base pass, as A1111 reports it. Values
-that are links the rules cannot evaluate statically are never guessed: they stay null and are
-listed under provenance.unresolved with the node they depend on, for runtime capture to fill.
+Only what lies upstream of the save node counts, and only the inputs a switch selects. The
+samplers (and cloud API nodes) in the output's latent/pixel ancestry become passes, ordered by
+that ancestry (base first); `generation` is the base pass, as A1111 reports it. Samplers that
+only feed conditioning (a depth map, a reference image) are listed as auxiliary. Values the
+rules cannot evaluate statically are never guessed: they stay null and are listed under
+provenance.other["unresolved"] with the node they depend on, for runtime capture to fill.
 """
 
 from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..record import COMPOSITE, TRAINED, Generation, Model, Pass, Record
-from .graph import Graph, Node, is_link, sort_key
-from .rules import NodeRule, RuleSet, bundled
+from ..record import COMPOSITE, TRAINED, Generation, Model, Record
+from .graph import Graph, Node, sort_key
+from .loras import loras_of
+from .passes import PassBuilder, PassInfo, normalized
+from .rules import RuleSet, default_rules
+from .values import Values
+from .walks import GENERATORS, Walker, merge_fields
 
-# Conventional input names followed through nodes that have no rule.
-FALLBACK_INPUTS = {
-    "model": ("model",),
-    "latent": ("samples", "latent_image", "latent"),
-}
-# Roles that end a conditioning walk: they never pass conditioning through.
-OPAQUE_ROLES = frozenset({"sampler", "loader", "lora", "latent", "encode", "decode", "constant"})
-MODEL_ROLE_ORDER = ("checkpoint", "unet", "clip", "vae", "lora", "embedding", "upscaler", "controlnet")
+MODEL_ROLE_ORDER = (
+    "checkpoint",
+    "unet",
+    "clip",
+    "vae",
+    "lora",
+    "embedding",
+    "upscaler",
+    "controlnet",
+    "clip_vision",
+    "style_model",
+    "gligen",
+)
 RE_EMBEDDING = re.compile(r"embedding:([^\s,()]+?)(?::[\d.]+)?(?=[\s,()]|$)")
-MAX_CONSTANT_DEPTH = 16
-
-
-@dataclass
-class _PassInfo:
-    node: Node
-    entry: Pass
-    after: set[str] = field(default_factory=set)
-    composite: bool = False
-    batch_size: int | None = None
+SKIP_NAMES = frozenset({"", "None", "none", "Baked VAE"})
+NOT_EXTRAS = frozenset({"sources", "batch_size", "clip_skip", "leftover_noise"})
 
 
 class WorkflowParser:
-    """Pure: reads the prompt, never mutates it; unknown nodes are data, not errors."""
+    """Pure: reads the prompt, never mutates it; unknown nodes are data, not errors.
+
+    Without explicit rules it uses the bundled ones plus the user's rules folder (see rules.py).
+    """
 
     def __init__(self, rules: RuleSet | None = None) -> None:
-        self.rules = rules or bundled()
+        self.rules = rules if rules is not None else default_rules()
 
     def parse(
         self,
@@ -58,221 +63,207 @@ class _Run:
     """One parse: the graph, its rules, and what could not be resolved."""
 
     def __init__(self, rules: RuleSet, graph: Graph) -> None:
-        self.rules = rules
         self.graph = graph
-        self.unresolved: list[dict[str, str]] = []
-
-    def rule(self, node: Node | None) -> NodeRule | None:
-        return self.rules.get(node.class_type) if node else None
+        self.values = Values(graph, rules)
+        self.walker = Walker(graph, self.values)
+        self.builder = PassBuilder(self.walker)
 
     def record(self, prompt: Mapping[str, Any], save_node_id: str | None, workflow: Mapping[str, Any] | None) -> Record:
         rec = Record(prompt=dict(prompt), workflow=dict(workflow) if workflow else None)
         rec.provenance.save_node_id = save_node_id
-        if save_node_id is not None and save_node_id in self.graph.nodes:
+        if save_node_id is not None and save_node_id in self.graph:
             roots = [save_node_id]
         else:
             if save_node_id is not None:
                 rec.warn(f"save node {save_node_id} is not in the prompt; reading every output instead")
             roots = self.graph.sinks()
-        upstream = self._upstream(roots)
-        passes = self._passes([n for n in upstream if (r := self.rule(n)) and r.role == "sampler"])
+        upstream = {r: n for r in roots if (n := self.graph.get(r)) is not None}
+        upstream.update(self.walker.upstream(roots))
+        output, output_sources, terminals, used = self._output(roots)
+        passes = _ordered(self._passes(terminals))
         rec.passes = [p.entry for p in passes]
-        rec.models = self._models(upstream, rec.passes)
+        rec.models, excluded = self._models(upstream, passes, used)
         if passes:
-            self._fill_generation(rec, passes[0])
+            self._generation(rec, passes, output, output_sources)
+            rec.generation.input_images = self._input_images(upstream.values())
         else:
             rec.warn("no sampler upstream of the save node: generation fields are unknown")
-        if any(p.composite for p in passes):
-            rec.provenance.digital_source_type = COMPOSITE
-        else:
-            rec.provenance.digital_source_type = TRAINED
-        if self.unresolved:
-            rec.provenance.other["unresolved"] = self.unresolved
+        self._provenance(rec, upstream, passes, excluded)
         return rec
 
-    def _upstream(self, roots: list[str]) -> list[Node]:
-        seen: dict[str, Node] = {}
-        for root in roots:
-            for node in self.graph.upstream(root):
-                seen.setdefault(node.id, node)
-        return list(seen.values())
-
-    # -- values ---------------------------------------------------------------------------
-    def value(self, node: Node, field_name: str) -> Any:
-        """The constant in the input the node's rule names for `field_name`, else None."""
-        rule = self.rule(node)
-        input_name = rule.fields.get(field_name) if rule else None
-        if input_name is None or input_name not in node.inputs:
-            return None
-        return self._constant(node, input_name, 0)
-
-    def _constant(self, node: Node, input_name: str, depth: int) -> Any:
-        raw = node.inputs.get(input_name)
-        if not is_link(raw):
-            return raw
-        src = self.graph.get(str(raw[0]))
-        rule = self.rule(src)
-        if src is not None and rule is not None and rule.role == "constant" and depth < MAX_CONSTANT_DEPTH:
-            inner = rule.fields.get("value")
-            if inner is not None and inner in src.inputs:
-                return self._constant(src, inner, depth + 1)
-        self.unresolved.append({"node_id": node.id, "input": input_name, "depends_on": str(raw[0])})
-        return None
-
-    # -- chains ---------------------------------------------------------------------------
-    def chain(self, start: str | None, via: str) -> Iterator[Node]:
-        """Follow one link role (model, latent, ...) upstream, one input per node."""
-        seen: set[str] = set()
-        node = self.graph.get(start)
-        while node is not None and node.id not in seen:
-            seen.add(node.id)
-            yield node
-            rule = self.rule(node)
-            if rule is not None:
-                name = rule.inputs.get(via)
-                node = self.graph.get(node.link(name))
-            else:
-                names = FALLBACK_INPUTS.get(via, (via,))
-                node = self.graph.get(next((n.link(x) for n in [node] for x in names if n.link(x)), None))
-
-    def text(self, link: Any) -> tuple[str | None, str | None]:
-        """Nearest text encoder upstream of a conditioning link: (text, node id).
-
-        A node whose rule maps outputs to inputs is followed through the input behind the
-        output the link comes from (ControlNetApplyAdvanced's negative stays negative); a node
-        without a rule is searched through every link, nearest first.
-        """
-        queue = deque([link] if is_link(link) else [])
-        seen: set[tuple[str, int]] = set()
-        while queue:
-            src, out = str(queue[0][0]), queue.popleft()[1]
-            node = self.graph.get(src)
-            if node is None or (src, out) in seen:
-                continue
-            seen.add((src, out))
-            rule = self.rule(node)
-            if rule is not None and rule.role == "text":
-                value = self.value(node, "text")
-                return (value if isinstance(value, str) else None), node.id
-            if rule is None:
-                queue.extend(v for v in node.inputs.values() if is_link(v))
-            elif rule.outputs:
-                if out < len(rule.outputs) and is_link(node.inputs.get(rule.outputs[out])):
-                    queue.append(node.inputs[rule.outputs[out]])
-            elif rule.role not in OPAQUE_ROLES and is_link(node.inputs.get(rule.inputs.get("conditioning", ""))):
-                queue.append(node.inputs[rule.inputs["conditioning"]])
-        return None, None
-
-    # -- passes ---------------------------------------------------------------------------
-    def _passes(self, samplers: list[Node]) -> list[_PassInfo]:
-        infos = {n.id: self._pass(n) for n in sorted(samplers, key=lambda n: sort_key(n.id))}
-        ordered: list[_PassInfo] = []
-        placed: set[str] = set()
-        while len(ordered) < len(infos):
-            ready = [i for i in infos.values() if i.node.id not in placed and i.after <= placed | _absent(i, infos)]
-            nxt = ready[0] if ready else next(i for i in infos.values() if i.node.id not in placed)
-            ordered.append(nxt)
-            placed.add(nxt.node.id)
-        return ordered
-
-    def _pass(self, node: Node) -> _PassInfo:
-        rule = self.rule(node)
-        assert rule is not None
-        entry = Pass(node_id=node.id, class_type=node.class_type)
-        for name in ("seed", "steps", "cfg", "sampler", "scheduler", "denoise", "start_step", "end_step"):
-            setattr(entry, name, self.value(node, name))
-        for extra in sorted(set(rule.fields) - set(entry.to_dict())):
-            value = self.value(node, extra)
-            if value is not None:
-                entry.other[extra] = value
-        entry.positive, pos_src = self.text(node.inputs.get(rule.inputs.get("positive", "")))
-        entry.negative, neg_src = self.text(node.inputs.get(rule.inputs.get("negative", "")))
-        entry.other["sources"] = {k: v for k, v in (("positive", pos_src), ("negative", neg_src)) if v}
-        info = _PassInfo(node=node, entry=entry)
-        for model_node in self.chain(node.link(rule.inputs.get("model")), "model"):
-            model_rule = self.rule(model_node)
-            if model_rule and model_rule.role == "loader":
-                names = [self._constant(model_node, s.name, 0) for s in model_rule.models]
-                entry.model = next((n for n in names if isinstance(n, str)), None)
-                break
-        self._latent(info, node.link(rule.inputs.get("latent")))
-        return info
-
-    def _latent(self, info: _PassInfo, start: str | None) -> None:
-        sized = False
-        for node in self.chain(start, "latent"):
-            rule = self.rule(node)
+    # -- what the save node is made of ----------------------------------------------------------
+    def _output(self, roots: list[str]) -> tuple[dict[str, Any], dict[str, str], list[Node], list[str]]:
+        """Fields of the output nodes (fps), the generators that made the output, and the VAEs decoding it."""
+        fields: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        terminals: list[Node] = []
+        used: list[str] = []
+        for node, out, _ in self.walker.lineage([(r, 0) for r in roots]):
+            rule = self.values.rule(node)
             role = rule.role if rule else None
-            if role == "sampler":
-                info.after.add(node.id)
-                return
-            if role == "encode":
-                info.composite = True
-                return
-            if rule is not None and "width" in rule.fields and not sized:
-                width, height = self.value(node, "width"), self.value(node, "height")
-                if width is not None or height is not None:
-                    info.entry.width, info.entry.height, sized = width, height, True
-                info.batch_size = info.batch_size or self.value(node, "batch_size")
+            if role in GENERATORS:
+                terminals.append(node)
+            elif role == "output":
+                merge_fields(self.values, fields, sources, node, out)
+            elif role == "decode" and rule is not None:
+                for vae, _ in self.walker.chain(node.link(rule.input("vae")), "vae"):
+                    vae_rule = self.values.rule(vae)
+                    if vae_rule is not None and vae_rule.role == "loader":
+                        used.append(vae.id)
+                        break
+        return fields, sources, terminals, used
 
-    # -- models and generation ----------------------------------------------------------
-    def _models(self, upstream: list[Node], passes: list[Pass]) -> list[Model]:
-        found: list[Model] = []
-        for node in sorted(upstream, key=lambda n: sort_key(n.id)):
-            rule = self.rule(node)
-            for spec in rule.models if rule else ():
-                name = self._constant(node, spec.name, 0)
-                if not isinstance(name, str):
+    def _passes(self, terminals: list[Node]) -> list[PassInfo]:
+        built: dict[str, PassInfo] = {}
+        queue = deque(terminals)
+        while queue:
+            node = queue.popleft()
+            rule = self.values.rule(node)
+            if node.id in built or rule is None:
+                continue
+            info = self.builder.build(node, rule)
+            built[node.id] = info
+            queue.extend(n for a in sorted(info.after, key=sort_key) if (n := self.graph.get(a)) is not None)
+        return list(built.values())
+
+    # -- models ------------------------------------------------------------------------------------
+    def _models(
+        self, upstream: dict[str, Node], passes: list[PassInfo], used: list[str]
+    ) -> tuple[list[Model], list[dict[str, Any]]]:
+        ranks: dict[str, int] = {}
+        for info in passes:
+            for node_id in (*info.used, *(u.node_id for u in info.loras)):
+                ranks.setdefault(node_id, len(ranks))
+        for node_id in used:
+            ranks.setdefault(node_id, len(ranks))
+        found: list[tuple[Model, int]] = []
+        excluded: list[dict[str, Any]] = []
+        for node in upstream.values():
+            rule = self.values.rule(node)
+            if rule is None or not (rule.models or rule.loras):
+                continue
+            for index, spec in enumerate(rule.models):
+                name = self.values.get(node, spec.name) if spec.role != "lora" else None
+                if isinstance(name, str) and name not in SKIP_NAMES:
+                    found.append((Model(role=spec.role, name=name, node_id=node.id), index))
+            for index, use in enumerate(loras_of(self.values, node, rule)):
+                if use.excluded:
+                    excluded.append(use.to_dict())
                     continue
-                model = Model(role=spec.role, name=name, node_id=node.id)
-                if spec.strength_model:
-                    model.strength_model = _float(self._constant(node, spec.strength_model, 0))
-                if spec.strength_clip:
-                    model.strength_clip = _float(self._constant(node, spec.strength_clip, 0))
-                found.append(model)
-        texts = [t for p in passes for t in (p.positive, p.negative) if t]
-        seen_embeddings: set[str] = set()
-        for text in texts:
+                model = Model(role="lora", name=use.name, node_id=node.id)
+                model.strength_model, model.strength_clip = use.strength_model, use.strength_clip
+                if use.source != "loader":
+                    model.other["source"] = use.source
+                found.append((model, 100 + index))
+        seen: set[str] = set()
+        for text in (t for info in passes for t in info.texts):
             for name in RE_EMBEDDING.findall(text):
-                if name not in seen_embeddings:
-                    seen_embeddings.add(name)
-                    found.append(Model(role="embedding", name=name))
+                if name not in seen:
+                    seen.add(name)
+                    found.append((Model(role="embedding", name=name), len(found)))
         rank = {role: i for i, role in enumerate(MODEL_ROLE_ORDER)}
-        return sorted(found, key=lambda m: rank.get(m.role, len(rank)))
+        far = len(ranks) + 1
 
-    def _fill_generation(self, rec: Record, base: _PassInfo) -> None:
-        p = base.entry
-        rec.generation = Generation(
+        def key(item: tuple[Model, int]) -> tuple[Any, ...]:
+            model, index = item
+            node_id = model.node_id or ""
+            return (rank.get(model.role, len(rank)), ranks.get(node_id, far), sort_key(node_id), index)
+
+        return [m for m, _ in sorted(found, key=key)], excluded
+
+    def _input_images(self, upstream: Iterable[Node]) -> list[str]:
+        names = []
+        images = [n for n in upstream if _role(self.values, n) == "image"]
+        for node in sorted(images, key=lambda n: sort_key(n.id)):
+            rule = self.values.rule(node)
+            spec = rule.fields.get("image") if rule is not None else None
+            value = self.values.field(node, spec) if spec else None
+            if isinstance(value, str) and value:
+                names.append(value)
+        return names
+
+    # -- generation and provenance -------------------------------------------------------------
+    def _generation(
+        self, rec: Record, passes: list[PassInfo], output: dict[str, Any], output_sources: dict[str, str]
+    ) -> None:
+        base = passes[0]
+        p, fields = base.entry, base.fields
+        gen = Generation(
             positive=p.positive,
             negative=p.negative,
             seed=p.seed,
             steps=p.steps,
-            cfg=_float(p.cfg),
+            cfg=p.cfg,
             sampler=p.sampler,
             scheduler=p.scheduler,
-            denoise=_float(p.denoise),
+            denoise=p.denoise,
             width=p.width,
             height=p.height,
-            batch_size=base.batch_size,
         )
-        sources = {k: p.node_id for k in ("seed", "steps", "cfg", "sampler", "scheduler", "denoise")}
+        gen.guidance, gen.shift = p.guidance, p.shift
+        # The output's length: the base pass's, else that of the pass that made the video (image -> video).
+        gen.frames = next((i.entry.frames for i in passes if i.entry.frames is not None), None)
+        gen.batch_size = _int(fields.get("batch_size"))
+        gen.clip_skip = _int(fields.get("clip_skip"))
+        fps = output.get("fps")
+        gen.fps = float(fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) else None
+        if base.api_options is not None:
+            gen.api_node = {"node_id": p.node_id, "class_type": p.class_type, "options": base.api_options}
+        gen.other.update({k: v for k, v in p.other.items() if k not in NOT_EXTRAS})
+        rec.generation = gen
+        sources = {k: v for k, v in base.sources.items() if k not in ("positive", "negative")}
         sources.update(p.other.get("sources", {}))
+        if gen.fps is not None and "fps" in output_sources:
+            sources["fps"] = output_sources["fps"]
         rec.provenance.field_sources = sources
+        bases = [i for i in passes if not (i.after & {x.node.id for x in passes})]
+        if len(bases) > 1:
+            ids = ", ".join(i.node.id for i in bases)
+            rec.warn(f"independent sampler chains ({ids}) reach the save node; generation reports node {base.node.id}")
+
+    def _provenance(
+        self, rec: Record, upstream: dict[str, Node], passes: list[PassInfo], excluded: list[dict[str, Any]]
+    ) -> None:
+        in_passes = {i.node.id for i in passes}
+        auxiliary = sorted(
+            (i for i, n in upstream.items() if i not in in_passes and _role(self.values, n) in GENERATORS),
+            key=sort_key,
+        )
+        other = rec.provenance.other
+        if auxiliary:
+            other["auxiliary_samplers"] = auxiliary
+        if excluded:
+            other["excluded_loras"] = excluded
+        rec.provenance.digital_source_type = COMPOSITE if any(i.composite for i in passes) else TRAINED
+        if self.values.unresolved:
+            other["unresolved"] = self.values.unresolved
 
 
-def _absent(info: _PassInfo, infos: Mapping[str, _PassInfo]) -> set[str]:
-    """Dependencies on samplers outside the parsed set never block ordering."""
-    return {a for a in info.after if a not in infos}
+def _ordered(infos: list[PassInfo]) -> list[PassInfo]:
+    """Base first: a pass comes after the passes its latent was made from; ties by node id."""
+    pending = sorted(infos, key=lambda i: sort_key(i.node.id))
+    known = {i.node.id for i in pending}
+    ordered: list[PassInfo] = []
+    placed: set[str] = set()
+    while pending:
+        ready = next((i for i in pending if (i.after & known) <= placed), pending[0])
+        pending.remove(ready)
+        ordered.append(ready)
+        placed.add(ready.node.id)
+    return ordered
 
 
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+def _role(values: Values, node: Node) -> str | None:
+    rule = values.rule(node)
+    return rule.role if rule else None
+
+
+def _int(value: Any) -> int | None:
+    return normalized("frames", value) if value is not None else None
 
 
 def parse(
     prompt: Mapping[str, Any], save_node_id: str | None = None, workflow: Mapping[str, Any] | None = None
 ) -> Record:
-    """Parse with the bundled rules."""
+    """Parse with the bundled rules (and the user's rules folder)."""
     return WorkflowParser().parse(prompt, save_node_id, workflow)

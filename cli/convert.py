@@ -1,0 +1,126 @@
+"""`provenance convert PATH...`: stamp files ComfyUI core wrote with the full metadata, pixels untouched.
+
+Folders are walked for .png/.jpg/.jpeg/.webp. Each file is converted into a temporary file that
+replaces the original (--in-place) or lands in --out DIR under the same name only once complete.
+A progress bar goes to stderr when it is a terminal (or with --progress); the summary, one line
+per file (status, reason, notes) and the counts, goes to stdout. Exit status 1 when any file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from .. import __version__
+from ..metadata.convert import CONVERTED, FAILED, SKIPPED, Outcome, convert_file
+from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS
+
+WALKED_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+BAR_WIDTH = 28
+REDRAW_SECONDS = 0.1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders to walk")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="DIR", type=Path, help="write the converted files here, keeping their names")
+    where.add_argument("--in-place", action="store_true", help="replace each file once its converted copy is complete")
+    parser.add_argument(
+        "--targets",
+        default=",".join(t for t in TARGETS if t in DEFAULT_TARGETS),
+        help="comma-separated targets to write (default: %(default)s; allowed: "
+        f"{', '.join(TARGETS)}); ComfyUI's own prompt/workflow are always kept",
+    )
+    parser.add_argument("--force", action="store_true", help="convert files that already carry a provenance record")
+    parser.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is no terminal")
+
+
+def collect(paths: list[str], out: Path | None) -> Iterator[tuple[Path, Path]]:
+    """(file, name under --out) for each argument; folders walked in name order, --out itself left out."""
+    skip = out.resolve() if out is not None else None
+    for arg in paths:
+        root = Path(arg)
+        if not root.is_dir():
+            yield root, Path(root.name)
+            continue
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if (Path(folder) / d).resolve() != skip)
+            for name in sorted(files):
+                if name.lower().endswith(WALKED_SUFFIXES) and not name.startswith("."):
+                    path = Path(folder) / name
+                    yield path, path.relative_to(root)
+
+
+class Progress:
+    """`[#####.....] 12/40 name` redrawn in place on one stderr line; silent when off."""
+
+    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
+        self.total, self.stream, self.enabled = total, stream, enabled and total > 0
+        self.drawn = 0.0
+        self.width = 0
+
+    def show(self, done: int, name: str, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self.drawn < REDRAW_SECONDS):
+            return
+        self.drawn = now
+        filled = BAR_WIDTH * done // self.total
+        label = name if len(name) <= 40 else "…" + name[-39:]
+        line = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{self.total} {label}"
+        self.stream.write("\r" + line.ljust(self.width))  # spaces wipe a longer previous line
+        self.width = len(line)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.show(self.total, "done", force=True)
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    targets = frozenset(t.strip() for t in args.targets.split(",") if t.strip())
+    unknown = targets - set(TARGETS)
+    if unknown:
+        print(f"provenance convert: unknown targets {sorted(unknown)}; allowed: {', '.join(TARGETS)}", file=sys.stderr)
+        return 2
+    out: Path | None = args.out
+    jobs = list(collect(args.paths, out))
+    progress = Progress(len(jobs), sys.stderr, args.progress or sys.stderr.isatty())
+    outcomes: list[Outcome] = []
+    claimed: dict[Path, Path] = {}
+    for done, (source, name) in enumerate(jobs):
+        progress.show(done, str(source))
+        dest = source if out is None else out / name
+        if not source.exists():
+            outcomes.append(Outcome(source, FAILED, "no such file or folder"))
+        elif dest.resolve() in claimed:
+            outcomes.append(Outcome(source, FAILED, f"{claimed[dest.resolve()]} converts to the same {dest}"))
+        elif out is not None and dest.resolve() == source.resolve():
+            outcomes.append(Outcome(source, FAILED, "--out is the file's own folder: use --in-place"))
+        else:
+            claimed[dest.resolve()] = source
+            outcomes.append(convert_file(source, dest, targets, force=args.force, version=__version__))
+    progress.close()
+    report(outcomes, sys.stdout)
+    return 1 if any(o.status == FAILED for o in outcomes) else 0
+
+
+def report(outcomes: list[Outcome], stream: TextIO) -> None:
+    """One line per file, with its reason or notes, then the counts."""
+    for o in outcomes:
+        if o.status == CONVERTED:
+            where = "" if o.dest in (None, o.source) else f" -> {o.dest}"
+            print(f"converted  {o.source}{where}", file=stream)
+            for note in o.notes:
+                print(f"  note: {note}", file=stream)
+        else:
+            print(f"{o.status:<9}  {o.source}: {o.reason}", file=stream)
+    counts = {status: sum(o.status == status for o in outcomes) for status in (CONVERTED, SKIPPED, FAILED)}
+    files = f"{len(outcomes)} file" + ("" if len(outcomes) == 1 else "s")
+    print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" ({files})", file=stream)
