@@ -19,6 +19,7 @@ from typing import TextIO
 from .. import __version__
 from ..metadata.convert import CONVERTED, FAILED, SKIPPED, Outcome, convert_file
 from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS
+from . import models
 
 WALKED_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 BAR_WIDTH = 28
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--force", action="store_true", help="convert files that already carry a provenance record")
     parser.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is no terminal")
+    models.add_arguments(parser)
 
 
 def collect(paths: list[str], out: Path | None) -> Iterator[tuple[Path, Path]]:
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path | None = args.out
     jobs = list(collect(args.paths, out))
     progress = Progress(len(jobs), sys.stderr, args.progress or sys.stderr.isatty())
+    hasher = models.hasher_from(args)
     outcomes: list[Outcome] = []
     claimed: dict[Path, Path] = {}
     for done, (source, name) in enumerate(jobs):
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             outcomes.append(Outcome(source, FAILED, "--out is the file's own folder: use --in-place"))
         else:
             claimed[dest.resolve()] = source
-            outcomes.append(convert_file(source, dest, targets, force=args.force, version=__version__))
+            outcomes.append(convert_file(source, dest, targets, force=args.force, version=__version__, hasher=hasher))
     progress.close()
     report(outcomes, sys.stdout)
     return 1 if any(o.status == FAILED for o in outcomes) else 0

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..metadata.parser.parse import WorkflowParser
+from ..metadata.save import hash_record
+from . import models
 from .read import summary
 
 
@@ -17,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workflow", metavar="UI.json", help="the UI workflow, kept in the record")
     parser.add_argument("--save-node", metavar="ID", help="the save node's id (default: every output)")
     parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    models.add_arguments(parser)
 
 
 def _load(path: str, what: str) -> dict[str, Any]:
@@ -46,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     prompt = api_prompt(_load(args.prompt, "the prompt"), args.prompt)
     workflow = _load(args.workflow, "the workflow") if args.workflow else None
     record = WorkflowParser().parse(prompt, args.save_node, workflow)
+    hasher = models.hasher_from(args)
+    if hasher is not None:
+        hash_record(record, hasher)
     if args.json:
         json.dump(record.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
         print()

@@ -23,7 +23,7 @@ from .formats import sidecar
 from .formats.base import COMFYUI, DEFAULT_TARGETS, EXTENSIONS, GRAPH_KEYS, Embedded, by_name, sniffers
 from .read import Source, extract, from_comfyui, from_record, from_sidecar_json, from_sidecar_xmp
 from .record import Image, Record, utc_now
-from .save import SaveOptions, prepare, write_sidecars
+from .save import Hasher, SaveOptions, hash_record, prepare, write_sidecars
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +53,12 @@ def convert_file(
     *,
     force: bool = False,
     version: str | None = None,
+    hasher: Hasher | None = None,
 ) -> Outcome:
     """Stamp `source` into `dest` (default: in place). ComfyUI's own data is always kept, whatever `targets` say."""
     dest = source if dest is None else dest
     try:
-        return _convert(source, dest, frozenset(targets) | {COMFYUI}, force=force, version=version)
+        return _convert(source, dest, frozenset(targets) | {COMFYUI}, force=force, version=version, hasher=hasher)
     except (MetadataError, OSError, ValueError) as err:
         return Outcome(source, FAILED, _message(err, source), dest=dest)
     except Exception as err:  # a bug or a damaged file we did not foresee: report it, go on with the others
@@ -71,7 +72,9 @@ def _message(err: Exception, source: Path) -> str:
     return str(err).removeprefix(f"{source.name}: ")  # the summary names the file already
 
 
-def _convert(source: Path, dest: Path, targets: frozenset[str], *, force: bool, version: str | None) -> Outcome:
+def _convert(
+    source: Path, dest: Path, targets: frozenset[str], *, force: bool, version: str | None, hasher: Hasher | None
+) -> Outcome:
     try:
         found = extract(source)
     except ReadError:
@@ -98,6 +101,8 @@ def _convert(source: Path, dest: Path, targets: frozenset[str], *, force: bool, 
     record.provenance.created = utc_now()
     record.provenance.generator.version = version
     record.image = Image(format=fmt.name, width=found.width, height=found.height, filename=dest.name)
+    if hasher is not None:
+        hash_record(record, hasher)
     if found.alpha:
         notes.append(ALPHA_NOTE)
         record.warn(ALPHA_NOTE)

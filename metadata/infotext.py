@@ -153,6 +153,8 @@ def _later_passes(record: Record, add: Any) -> None:
         scale = upscale.get("scale") or round(second.width / base.width, 4)
         add("Hires upscale", scale)
         add("Hires resize", f"{second.width}x{second.height}" if not upscale.get("scale") else None)
+    if second.model and second.model != base.model:
+        add("Hires checkpoint", _safe_name(second.model))
     add("Hires steps", second.steps)
     add("Hires upscaler", upscale.get("model") or upscale.get("method"))
     if second.sampler and second.sampler != base.sampler:
@@ -397,7 +399,7 @@ def _passes(gen: Generation, p: dict[str, str]) -> list[Pass]:
             height=height,
             positive=gen.positive,
             negative=gen.negative,
-            model=p.get("Model"),
+            model=p.get("Hires checkpoint", p.get("Model")),
         )
         upscale = {k: v for k, v in (("scale", scale), ("model", p.get("Hires upscaler"))) if v is not None}
         if upscale:

@@ -159,7 +159,7 @@ def save_images(
     context = context.scrubbed()
     base_record = None if options.disable_metadata else build_record(context, version)
     if base_record is not None and hasher is not None:
-        _hash(base_record, hasher)
+        hash_record(base_record, hasher)
     comfy = [] if options.disable_metadata else list(context.chunks or [])
     saved = []
     for index, pil in enumerate(pils):
@@ -174,7 +174,8 @@ def save_images(
     return saved
 
 
-def _hash(record: Record, hasher: Hasher) -> None:
+def hash_record(record: Record, hasher: Hasher) -> None:
+    """Fill the record's model hashes; a failure or an unknown file becomes a warning, never an error."""
     try:
         hasher(record.models)
     except Exception as err:  # hashing never fails the save

@@ -61,3 +61,48 @@ def test_demo_writes_every_example_in_every_format(tmp_path: Path, capsys: pytes
     for image in images:
         assert (tmp_path / (image.name + ".json")).exists()
         assert read(image).provenance.prompt_id is not None
+
+
+def _models_dir(root: Path) -> dict[str, str]:
+    """A models folder holding the lora workflow's checkpoint and LoRA (tiny real safetensors files)."""
+    import hashlib
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    files = {
+        "checkpoints/dreamshaper_8.safetensors": np.ones((32, 32), dtype=np.float32),
+        "loras/blindbox_v1_mix.safetensors": np.zeros((8, 8), dtype=np.float32),
+    }
+    autov2 = {}
+    for rel, tensor in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"w": tensor}, str(path))
+        autov2[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    return autov2
+
+
+def test_parse_hashes_models_from_a_models_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    autov2 = _models_dir(tmp_path / "models")
+    argv = ["parse", str(CORPUS / "lora.api.json"), "--json", "--models-dir", str(tmp_path / "models")]
+    assert main([*argv, "--hash-cache", str(tmp_path / "cache")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    got = {m["name"]: m["hashes"].get("autov2") for m in record["models"]}
+    assert got == autov2
+
+
+def test_convert_with_models_dir_writes_civitai_hashes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image, PngImagePlugin
+
+    autov2 = _models_dir(tmp_path / "models")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", (CORPUS / "lora.api.json").read_text())
+    source = tmp_path / "in" / "ComfyUI_00001_.png"
+    source.parent.mkdir()
+    Image.new("RGB", (64, 64)).save(source, pnginfo=info)
+    argv = ["convert", str(source), "--out", str(tmp_path / "out"), "--models-dir", str(tmp_path / "models")]
+    assert main([*argv, "--hash-cache", str(tmp_path / "cache")]) == 0
+    text = Image.open(tmp_path / "out" / source.name).text["parameters"]
+    assert f"Model hash: {autov2['dreamshaper_8.safetensors']}" in text
+    assert f'"lora:blindbox_v1_mix": "{autov2["blindbox_v1_mix.safetensors"]}"' in text

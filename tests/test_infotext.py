@@ -345,7 +345,11 @@ def test_a1111_reads_what_we_write(
     """For plain prompts A1111's own rules read our text exactly, and our parser agrees with them."""
     rec = make_record(positive, negative, seed, steps, cfg, sampler, scheduler, width, height, denoise)
     text = infotext.build(rec)
-    assert infotext.EXACT_PROMPT not in text and infotext.EXACT_NEGATIVE not in text, "plain prompts need no exact keys"
+    params = infotext.parse(text).params
+    last_line = text.rsplit("\n", 1)[-1]
+    exact_keys = [f"{key}: " for key in (infotext.EXACT_PROMPT, infotext.EXACT_NEGATIVE)]
+    assert not any(k in last_line for k in exact_keys), "plain prompts need no exact keys"
+    assert not {infotext.EXACT_PROMPT, infotext.EXACT_NEGATIVE} & set(params)
     theirs = a1111_parse(text)
     ours = infotext.parse(text)
     assert theirs["Prompt"] == positive
