@@ -22,6 +22,7 @@ ROLE_FOLDERS: dict[str, tuple[str, ...]] = {
     "clip_vision": ("clip_vision",),
     "hypernetwork": ("hypernetworks",),
     "style_model": ("style_models",),
+    "gligen": ("gligen",),
 }
 # ComfyUI's default layout under models/ (folder_paths.py): folder name → its directories.
 DEFAULT_LAYOUT: dict[str, tuple[str, ...]] = {
