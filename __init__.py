@@ -7,6 +7,8 @@ at import: node classes, and with them ComfyUI's own modules, load only when Com
 
 from __future__ import annotations
 
+import logging
+import sys
 from importlib.util import find_spec
 from typing import Any
 
@@ -36,3 +38,18 @@ if not _has_module("comfy_api.latest") and _has_module("folder_paths"):
     __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 else:
     __all__ = ["comfy_entrypoint"]
+
+
+def _start_runtime_hooks() -> None:
+    """Inside ComfyUI: the status route, and the runtime hooks when PROVENANCE_HOOKS=1 (off by default)."""
+    try:
+        from .hooks import setup_in_comfyui
+
+        setup_in_comfyui()
+    except Exception:  # the hooks are optional: a failure here must never cost the user the save node
+        logging.getLogger(__name__).warning("Provenance hooks: setup failed; running without them", exc_info=True)
+
+
+# ComfyUI's main.py imports `execution` before it loads any pack; a plain `import comfyui_provenance` has not.
+if "execution" in sys.modules:
+    _start_runtime_hooks()

@@ -6,6 +6,7 @@ which ComfyUI API the pack depends on (all checked against ComfyUI 0.33.0, commi
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,29 @@ def user_directory() -> Path:
     import folder_paths
 
     return Path(folder_paths.get_user_directory())
+
+
+def execution_module() -> Any:
+    """ComfyUI's `execution` module (PromptExecutor, execute, get_input_data, get_output_from_returns)."""
+    import execution
+
+    return execution
+
+
+def loaded_execution_module() -> Any:
+    """`execution` if ComfyUI's main.py already imported it (i.e. ComfyUI is running here), else None.
+
+    Never imports it: outside ComfyUI that would drag in torch, or pick up an unrelated module.
+    """
+    module = sys.modules.get("execution")
+    return module if hasattr(module, "PromptExecutor") and hasattr(module, "get_input_data") else None
+
+
+def prompt_server_routes() -> Any:
+    """`PromptServer.instance.routes` (an aiohttp RouteTableDef), or None when no server exists yet.
+
+    Routes must be added before ComfyUI's `add_routes()`, i.e. while packs are imported.
+    """
+    server = sys.modules.get("server")
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    return getattr(instance, "routes", None)

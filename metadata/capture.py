@@ -1,4 +1,4 @@
-"""From what a save node knows (prompt graph, extra_pnginfo, its id) to a record."""
+"""From what a save node knows (prompt graph, extra_pnginfo, its id, the run's snapshot) to a record."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import runtime as runtime_merge
 from .parser.parse import WorkflowParser
 from .record import Record, utc_now
 
@@ -78,14 +79,26 @@ def short(message: str) -> str:
     return message if len(message) <= WARNING_MAX_CHARS else message[: WARNING_MAX_CHARS - 1] + "…"
 
 
-def build_record(context: SaveContext, version: str | None, parser: WorkflowParser | None = None) -> Record:
-    """Parse the prompt graph; a capture failure still yields a record that says so."""
+def build_record(
+    context: SaveContext,
+    version: str | None,
+    parser: WorkflowParser | None = None,
+    runtime: Mapping[str, Any] | None = None,
+) -> Record:
+    """Parse the prompt graph, merged with the run's snapshot when there is one (metadata/runtime.py).
+
+    A capture failure still yields a record that says so; a merge failure the parser's record.
+    """
     context = context.scrubbed()
     prompt = dict(context.prompt) if context.prompt is not None else None
     workflow = dict(context.workflow) if context.workflow is not None else None
+    mode = "parser"
     try:
         if prompt:
-            record = (parser or WorkflowParser()).parse(prompt, context.save_node_id, workflow)
+            parser = parser or WorkflowParser()
+            record = parser.parse(prompt, context.save_node_id, workflow)
+            if runtime is not None:
+                record, mode = _merged(record, parser, context, runtime, prompt=prompt, workflow=workflow)
         else:
             record = Record(workflow=workflow)
             record.warn("no prompt graph reached the save node (API call without one?): nothing to parse")
@@ -94,10 +107,35 @@ def build_record(context: SaveContext, version: str | None, parser: WorkflowPars
         record = Record(prompt=prompt, workflow=workflow)
         record.warn(short(f"capture failed: {type(err).__name__}: {err}"))
     prov = record.provenance
-    prov.capture_mode = "parser"
+    prov.capture_mode = mode
     prov.created = utc_now()
     prov.generator.version = version
     prov.comfyui_version = context.comfyui_version
     prov.prompt_id = context.prompt_id
     prov.save_node_id = context.save_node_id
     return record
+
+
+def _merged(
+    record: Record,
+    parser: WorkflowParser,
+    context: SaveContext,
+    runtime: Mapping[str, Any],
+    *,
+    prompt: dict[str, Any],
+    workflow: dict[str, Any] | None,
+) -> tuple[Record, str]:
+    """The record merged with the snapshot (credentials scrubbed), or the parser's own and why not."""
+    reason = runtime_merge.unusable(runtime, context.prompt_id)
+    if reason is None:
+        try:
+            snapshot = scrub(runtime)
+            merged = runtime_merge.merge(
+                record, parser, prompt=prompt, save_node_id=context.save_node_id, workflow=workflow, snapshot=snapshot
+            )
+            return merged, runtime_merge.MODE
+        except Exception as err:  # the parser's record is still a good record
+            logger.warning("provenance: merging runtime capture failed: %s", err, exc_info=True)
+            reason = f"merging it failed: {type(err).__name__}: {err}"
+    record.warn(short(f"runtime capture not used: {reason}"))
+    return record, "parser"

@@ -24,6 +24,12 @@ PNG_RECORD_COMPRESS_FROM = 4 * KIB
 # WEBP: RIFF chunk sizes are 32-bit; keep the EXIF and XMP chunks well inside what readers load.
 WEBP_CHUNK_MAX = 256 * MIB
 
+# Runtime capture: the `runtime` block (executed nodes, timings, resolved inputs) stays inline in
+# the record up to this size (PROVENANCE_RUNTIME_INLINE_KB overrides it); beyond, it moves to
+# `<image>.runtime.json` and the record keeps a pointer. Every embedded copy of the record pays
+# for it, and a JPEG's whole record must fit one 64 KiB XMP segment.
+RUNTIME_INLINE_MAX = 32 * KIB
+
 # XMP free-text fields (description, AI prompt) are summaries; the record keeps the full text.
 XMP_TEXT_FIELD_MAX = 32 * KIB
 

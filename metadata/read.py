@@ -4,6 +4,7 @@ The container is sniffed, its metadata pulled raw (no pixel decoding), then an o
 of readers, most specific and cheapest first, turns it into a record: our embedded record
 (resolving what it stored elsewhere), our sidecars (JSON record, XMP packet), ComfyUI's prompt
 graph, A1111 infotext (embedded, then the text sidecar), and last the XMP summary fields.
+A runtime block that was over its inline budget is brought back from `<image>.runtime.json`.
 """
 
 from __future__ import annotations
@@ -167,6 +168,22 @@ def _number(text: str | None, kind: Callable[[str], Any]) -> Any:
         return None
 
 
+def _restore_runtime(src: Source, record: Record) -> None:
+    """The runtime block from its sidecar where the record points to one; the pointer stays if it is gone."""
+    ref = record.runtime.get("sidecar_ref") if isinstance(record.runtime, dict) else None
+    if not isinstance(ref, str):
+        return
+    try:
+        block = sidecar.read_runtime(src.path, ref)
+    except ReadError as err:
+        record.warn(f"the runtime block in {ref} does not read: {err}")
+        return
+    if block is None:
+        record.warn(f"the runtime block lives in {ref}, which is missing")
+    else:
+        record.runtime = block
+
+
 READERS: list[Callable[[Source], Record | None]] = [
     from_record,
     from_sidecar_json,
@@ -184,6 +201,7 @@ def read(path: str | Path) -> Record:
     for reader in READERS:
         record = reader(src)
         if record is not None:
+            _restore_runtime(src, record)
             if record.provenance.capture_mode == "imported":
                 record.image.format = record.image.format or src.found.format
                 record.image.width = record.image.width or src.found.width

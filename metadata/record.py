@@ -210,12 +210,15 @@ class Provenance(_Node):
     field_sources: dict[str, str] = field(default_factory=dict)
     embedding: list[Placement] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Added in 1.x, set only when runtime capture was merged (null: nothing was compared).
+    disagreements: list[dict[str, Any]] | None = None
+    filled_at_runtime: list[str] | None = None
     other: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Record(_Node):
-    """The whole record; `prompt` is ComfyUI's API graph and `workflow` its UI graph."""
+    """The whole record; `prompt` is ComfyUI's API graph, `workflow` its UI graph, `runtime` the run as seen."""
 
     schema: str = SCHEMA_ID
     generation: Generation = field(default_factory=Generation)
@@ -226,6 +229,8 @@ class Record(_Node):
     prompt: dict[str, Any] | None = None
     workflow: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Added in 1.x: what the executor saw (metadata/runtime.py), or a pointer to its sidecar; null without hooks.
+    runtime: dict[str, Any] | None = None
     other: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, *, indent: int | None = None) -> str:

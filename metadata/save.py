@@ -5,7 +5,8 @@ build every target's payload from one record, let the format plan what fits wher
 which `provenance convert` shares), write the sidecars, then encode the pixels with the planned
 metadata into a temporary file renamed over the claim. A failure in any metadata step logs one
 warning, lands in provenance.warnings, and the image is still written, at worst with what
-ComfyUI core would have written.
+ComfyUI core would have written. A runtime block over its inline budget goes to its own sidecar,
+`<image>.runtime.json`, and the record everywhere carries a pointer to it (metadata/runtime.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import copy
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from . import infotext
+from . import runtime as runtime_merge
 from .capture import SaveContext, build_record, short
 from .formats import sidecar, xmp
 from .formats.base import (
@@ -144,11 +146,13 @@ def save_images(
     version: str | None = None,
     namer: Namer | None = None,
     hasher: Hasher | None = None,
+    runtime: Mapping[str, Any] | None = None,
 ) -> list[SavedFile]:
     """Save a batch; returns one SavedFile per image, in order.
 
     `hasher` fills the hashes of the record's models (those upstream of the save node), once per
-    batch; without one the record names its models but carries no hashes.
+    batch; without one the record names its models but carries no hashes. `runtime` is the run's
+    snapshot (hooks/session.py's contract), merged into the record when given.
     """
     fmt = by_name(options.format)
     pils = [to_pil(px) for px in images]
@@ -157,7 +161,7 @@ def save_images(
     width, height = pils[0].size
     folder, base, counter, subfolder = (namer or default_namer(output_dir))(filename_prefix, width, height)
     context = context.scrubbed()
-    base_record = None if options.disable_metadata else build_record(context, version)
+    base_record = None if options.disable_metadata else build_record(context, version, runtime=runtime)
     if base_record is not None and hasher is not None:
         hash_record(base_record, hasher)
     comfy = [] if options.disable_metadata else list(context.chunks or [])
@@ -205,28 +209,38 @@ def _pixel_params(fmt: str, options: SaveOptions) -> dict[str, Any]:
 
 
 def prepare(
-    record: Record, comfy: list[tuple[str, str]], fmt: Format, targets: frozenset[str]
+    record: Record,
+    comfy: list[tuple[str, str]],
+    fmt: Format,
+    targets: frozenset[str],
+    spill: runtime_merge.Spill | None = None,
 ) -> tuple[Payloads, Plan]:
     """Every target's payload from one record, where the format puts each, and which sidecars it needs.
 
     The record's embedding list becomes the plan's placements (sidecars included), so the record
     a file embeds says where everything went. Shared by save_images and `provenance convert`.
+    `spill` is the runtime block runtime.spill moved out of the record, if it did.
     """
     payloads = Payloads(record=record, comfy=comfy if COMFYUI in targets else [])
     if A1111 in targets:
         payloads.infotext = infotext.build(record)
     plan = fmt.plan(payloads, targets)
+    if spill is not None:
+        plan.place(runtime_merge.TARGET, runtime_merge.SIDECAR, "moved", spill.reason)
     record.provenance.embedding = plan.placements
     _plan_sidecars(plan, targets)
     return payloads, plan
 
 
 def _write_one(job: _Job, record: Record) -> SavedFile:
+    spill = runtime_merge.spill(record, sidecar.path_for(job.path, runtime_merge.SIDECAR).name)
     try:
-        payloads, plan = prepare(record, job.comfy, job.fmt, job.options.targets)
+        payloads, plan = prepare(record, job.comfy, job.fmt, job.options.targets, spill)
     except Exception as err:
+        if spill is not None:
+            record.runtime = spill.block  # the fallback's JSON sidecar holds it whole
         return _fallback(job, record, f"planning metadata failed: {err}")
-    written = write_sidecars(job.path, record, payloads, plan)
+    written = write_sidecars(job.path, record, payloads, plan, spill)
     try:
         sidecar.replace_with(job.path, lambda fp: job.fmt.encode(job.pil, payloads, plan, job.options, fp))
     except Exception as err:
@@ -245,15 +259,22 @@ def _plan_sidecars(plan: Plan, targets: frozenset[str]) -> None:
             plan.place(kind.replace(":", "_"), kind)
 
 
-def write_sidecars(path: Path, record: Record, payloads: Payloads, plan: Plan) -> list[Path]:
-    """Text and XMP first, the JSON record last, so it reports how the others went."""
+def write_sidecars(
+    path: Path, record: Record, payloads: Payloads, plan: Plan, spill: runtime_merge.Spill | None = None
+) -> list[Path]:
+    """The runtime block, text and XMP first, the JSON record last, so it reports how the others went."""
     written = []
     for placement in sorted(
-        (p for p in plan.placements if p.target.startswith("sidecar_")), key=lambda p: p.location == "sidecar:json"
+        (p for p in plan.placements if p.target.startswith("sidecar_") or p.location == runtime_merge.SIDECAR),
+        key=lambda p: p.location == "sidecar:json",
     ):
         target = sidecar.path_for(path, placement.location)
         try:
-            if placement.location == "sidecar:txt":
+            if placement.location == runtime_merge.SIDECAR:
+                if spill is None:
+                    continue
+                data = sidecar.json_bytes(spill.block)
+            elif placement.location == "sidecar:txt":
                 data = (payloads.infotext or infotext.build(record)).encode("utf-8")
             elif placement.location == "sidecar:xmp":
                 data = xmp.build(record, record_json=record.to_json())

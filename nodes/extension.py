@@ -30,6 +30,8 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
                 io.MultiCombo.Input(
                     "targets", options=list(TARGETS), default=spec.DEFAULT_TARGET_LIST, tooltip=tip["targets"]
                 ),
+                # Optional: prompts saved before this input existed still validate (absent means on).
+                io.Boolean.Input("prefer_runtime", default=True, optional=True, tooltip=tip["prefer_runtime"]),
             ],
             outputs=[io.Image.Output(display_name="images")],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo, io.Hidden.unique_id],
@@ -38,7 +40,15 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
 
     @classmethod
     def execute(
-        cls, *, images: Any, filename_prefix: str, format: str, quality: int, lossless: bool, targets: Any
+        cls,
+        *,
+        images: Any,
+        filename_prefix: str,
+        format: str,
+        quality: int,
+        lossless: bool,
+        targets: Any,
+        prefer_runtime: bool | None = True,
     ) -> Any:
         hidden = cls.hidden
         results = spec.run(
@@ -51,6 +61,7 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
             prompt=hidden.prompt,
             extra_pnginfo=hidden.extra_pnginfo,
             unique_id=hidden.unique_id,
+            prefer_runtime=prefer_runtime,
         )
         return io.NodeOutput(images, ui={"images": results})
 

@@ -40,6 +40,10 @@ TOOLTIPS = {
     "targets": "Where the metadata goes: a1111 (parameters/UserComment), comfyui (prompt+workflow), "
     "record (canonical JSON, embedded), xmp (IPTC/Dublin Core), sidecar_json/sidecar_xmp/sidecar_txt "
     "(files beside the image). A JSON sidecar is also written when something does not fit.",
+    "prefer_runtime": "Prefer runtime capture: merge what the executor really saw (seeds drawn at run time, "
+    "switch choices, values custom nodes computed) into the record, recording where it differed from the "
+    "graph. Only matters when ComfyUI was started with PROVENANCE_HOOKS=1, which installs the hooks; "
+    "otherwise, or when off, the record comes from the graph alone.",
 }
 
 
@@ -58,6 +62,34 @@ def parse_targets(value: str | Iterable[str]) -> frozenset[str]:
     return chosen
 
 
+def runtime_snapshot(prompt_id: str | None) -> dict[str, Any] | None:
+    """The hook session's snapshot of this prompt; None when the hooks are absent, off or have none."""
+    if prompt_id is None:
+        return None
+    try:
+        from ..hooks import session
+    except ImportError:
+        return None
+    try:
+        snapshot = session.snapshot(prompt_id)
+    except Exception as err:  # runtime capture is extra: without it the record comes from the graph
+        logger.warning("provenance: no runtime snapshot for prompt %s: %s", prompt_id, err)
+        return None
+    return snapshot if isinstance(snapshot, dict) else None
+
+
+def mark_used(prompt_id: str, save_node_id: str) -> None:
+    """Tell the hook session this save node is done with the prompt, so the session can be released."""
+    try:
+        from ..hooks import session
+    except ImportError:
+        return
+    try:
+        session.mark_used(prompt_id, save_node_id)
+    except Exception as err:
+        logger.warning("provenance: could not mark prompt %s's runtime capture used: %s", prompt_id, err)
+
+
 def _arrays(images: Any) -> list[np.ndarray]:
     return [img.cpu().numpy() if hasattr(img, "cpu") else np.asarray(img) for img in images]
 
@@ -73,8 +105,14 @@ def run(
     prompt: Mapping[str, Any] | None,
     extra_pnginfo: Mapping[str, Any] | None,
     unique_id: str | None,
+    prefer_runtime: bool | None = True,
 ) -> list[dict[str, str]]:
-    """Save the batch; returns the UI preview entries core's SaveImage returns."""
+    """Save the batch; returns the UI preview entries core's SaveImage returns.
+
+    With `prefer_runtime` (None, from a prompt that predates the input, counts as on) the hook
+    session's snapshot of the running prompt is merged into the record; either way the session
+    is told afterwards that this save node is done with it.
+    """
     set_user_rules_dir(compat.user_directory() / "provenance" / "rules")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -85,21 +123,29 @@ def run(
         targets=parse_targets(targets),
         disable_metadata=compat.metadata_disabled(),
     )
+    prompt_id = compat.current_prompt_id()
     context = SaveContext(
         prompt=prompt,
         extra_pnginfo=extra_pnginfo,
         save_node_id=str(unique_id) if unique_id is not None else None,
-        prompt_id=compat.current_prompt_id(),
+        prompt_id=prompt_id,
         comfyui_version=compat.comfyui_version(),
     )
-    saved = save_images(
-        _arrays(images),
-        context,
-        compat.output_directory(),
-        filename_prefix,
-        options,
-        version=__version__,
-        namer=compat.save_namer(),
-        hasher=comfyui_hasher,
-    )
+    wanted = prefer_runtime is not False and not options.disable_metadata
+    snapshot = runtime_snapshot(prompt_id) if wanted else None
+    try:
+        saved = save_images(
+            _arrays(images),
+            context,
+            compat.output_directory(),
+            filename_prefix,
+            options,
+            version=__version__,
+            namer=compat.save_namer(),
+            hasher=comfyui_hasher,
+            runtime=snapshot,
+        )
+    finally:
+        if prompt_id is not None and context.save_node_id is not None:
+            mark_used(prompt_id, context.save_node_id)  # merged or not: the session waits for each save node
     return [{"filename": f.path.name, "subfolder": f.subfolder, "type": "output"} for f in saved]

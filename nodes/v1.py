@@ -30,6 +30,9 @@ class ProvenanceSaveImageV1:
                     {"default": ",".join(spec.DEFAULT_TARGET_LIST), "tooltip": tip["targets"] + " Comma-separated."},
                 ),
             },
+            "optional": {
+                "prefer_runtime": ("BOOLEAN", {"default": True, "tooltip": tip["prefer_runtime"]}),
+            },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
 
@@ -42,6 +45,7 @@ class ProvenanceSaveImageV1:
         quality: int,
         lossless: bool,
         targets: str,
+        prefer_runtime: bool | None = True,
         prompt: Any = None,
         extra_pnginfo: Any = None,
         unique_id: Any = None,
@@ -56,6 +60,7 @@ class ProvenanceSaveImageV1:
             prompt=prompt,
             extra_pnginfo=extra_pnginfo,
             unique_id=unique_id,
+            prefer_runtime=prefer_runtime,
         )
         return {"ui": {"images": results}, "result": (images,)}
 

@@ -54,7 +54,7 @@ def _supports(checkout: Path, flag: str) -> bool:
 class Server:
     """One ComfyUI process on a free loopback port, with its own base/output folders."""
 
-    def __init__(self, checkout: Path, base: Path, *extra_args: str) -> None:
+    def __init__(self, checkout: Path, base: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
         self.checkout = checkout
         self.base = base
         self.output = base / "output"
@@ -86,8 +86,15 @@ class Server:
         if _supports(checkout, "--disable-api-nodes"):
             args.append("--disable-api-nodes")
         self._log = self.log_path.open("wb")
+        # The pack's switches (PROVENANCE_HOOKS, ...) come only from `env`: the caller's own are not inherited.
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_HOOKS")}
         self.process = subprocess.Popen(
-            args, cwd=checkout, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            args,
+            cwd=checkout,
+            env={**environ, **(env or {})},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
     # --- lifecycle -------------------------------------------------------------------------

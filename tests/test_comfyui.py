@@ -262,7 +262,7 @@ def test_v3_api_contract(facts: dict[str, Any]) -> None:
         "String": {"id", "default", "tooltip"},
         "Combo": {"id", "options", "default", "tooltip"},
         "Int": {"id", "default", "min", "max", "tooltip"},
-        "Boolean": {"id", "default", "tooltip"},
+        "Boolean": {"id", "default", "optional", "tooltip"},
         "MultiCombo": {"id", "options", "default", "tooltip"},
     }
     for name, keywords in used.items():
@@ -284,9 +284,10 @@ def test_pack_against_real_modules(facts: dict[str, Any]) -> None:
     assert facts["pack.nodes"] == [["ProvenanceSaveImage", True]]
     schema = facts["pack.schema"]
     assert schema["type"] == "Schema" and schema["node_id"] == "ProvenanceSaveImage" and schema["is_output_node"]
-    assert [i[1] for i in schema["inputs"]] == ["images", "filename_prefix", "format", "quality", "lossless", "targets"]
-    assert [i[0] for i in schema["inputs"]] == ["IMAGE", "STRING", "COMBO", "INT", "BOOLEAN", "COMBO"]
-    assert schema["inputs"][-1][2] is True  # targets is a MultiCombo
+    names = ["images", "filename_prefix", "format", "quality", "lossless", "targets", "prefer_runtime"]
+    assert [i[1] for i in schema["inputs"]] == names
+    assert [i[0] for i in schema["inputs"]] == ["IMAGE", "STRING", "COMBO", "INT", "BOOLEAN", "COMBO", "BOOLEAN"]
+    assert schema["inputs"][5][2] is True  # targets is a MultiCombo
     assert schema["hidden"] == ["PROMPT", "EXTRA_PNGINFO", "UNIQUE_ID"]
     assert facts["compat.namer"] == ["deep", "name_64", 1, "deep"]
     assert facts["compat.output_directory"] is True

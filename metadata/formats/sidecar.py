@@ -1,4 +1,5 @@
-"""Sidecars beside the image: <image>.json (record), <image>.xmp (XMP), <image>.txt (infotext).
+"""Sidecars beside the image: <image>.json (record), <image>.xmp (XMP), <image>.txt (infotext),
+<image>.runtime.json (the record's runtime block, when it is over its inline budget).
 
 Named after the full image file name (`x.png.json`, the darktable/digiKam convention), so two
 images never share a sidecar; every write goes to a temporary file that is renamed into place.
@@ -18,7 +19,7 @@ from ..errors import ReadError
 from ..limits import READ_SIDECAR_MAX
 from ..record import Record
 
-SUFFIXES = {"sidecar:json": ".json", "sidecar:xmp": ".xmp", "sidecar:txt": ".txt"}
+SUFFIXES = {"sidecar:json": ".json", "sidecar:xmp": ".xmp", "sidecar:txt": ".txt", "sidecar:runtime": ".runtime.json"}
 
 
 def path_for(image: Path, kind: str) -> Path:
@@ -71,16 +72,21 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def record_bytes(record: Record) -> bytes:
     """The record as JSON, one top-level key per line: readable, and written by the C encoder."""
-    lines = [
-        f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False, allow_nan=False)}"
-        for key, value in record.to_dict().items()
-    ]
+    return json_bytes(record.to_dict())
+
+
+def json_bytes(data: dict[str, Any]) -> bytes:
+    """A JSON object, one top-level key per line."""
+    lines = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False, allow_nan=False)}" for k, v in data.items()]
     return ("{\n" + ",\n".join(lines) + "\n}\n").encode("utf-8")
 
 
 def read_bytes(image: Path, kind: str) -> bytes | None:
     """A sidecar's bytes (size-capped), or None when there is none."""
-    path = path_for(image, kind)
+    return _read_capped(path_for(image, kind))
+
+
+def _read_capped(path: Path) -> bytes | None:
     try:
         size = path.stat().st_size
         if size > READ_SIDECAR_MAX:
@@ -101,3 +107,26 @@ def read_record(image: Path) -> Record | None:
         return Record.from_json(data)
     except ValueError as err:
         raise ReadError(f"{image.name}.json is not a provenance record: {err}") from err
+
+
+def read_runtime(image: Path, ref: str) -> dict[str, Any] | None:
+    """The runtime block a record points to (`ref`, a file name beside the image), or None when it is missing.
+
+    A `ref` that is not a bare `*.runtime.json` file name is never followed; the image's own runtime
+    sidecar is tried instead, as it is when the image was renamed together with its sidecars.
+    """
+    bare = ref == Path(ref).name and ref.endswith(SUFFIXES["sidecar:runtime"])
+    paths = [image.with_name(ref)] if bare else []
+    paths.append(path_for(image, "sidecar:runtime"))
+    for path in dict.fromkeys(paths):
+        data = _read_capped(path)
+        if data is None:
+            continue
+        try:
+            block = json.loads(data)
+        except ValueError as err:
+            raise ReadError(f"{path.name} is not valid JSON: {err}") from err
+        if not isinstance(block, dict):
+            raise ReadError(f"{path.name} is not a JSON object")
+        return block
+    return None

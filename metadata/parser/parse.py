@@ -6,6 +6,8 @@ that ancestry (base first); `generation` is the base pass, as A1111 reports it. 
 only feed conditioning (a depth map, a reference image) are listed as auxiliary. Values the
 rules cannot evaluate statically are never guessed: they stay null and are listed under
 provenance.other["unresolved"] with the node they depend on, for runtime capture to fill.
+Given a RuntimeView (what the executor saw), the same reading consults the run's values where
+the graph has them, and only falls back to static evaluation where it does not.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..record import COMPOSITE, TRAINED, Generation, Model, Record
@@ -20,6 +23,7 @@ from .graph import Graph, Node, sort_key
 from .loras import loras_of
 from .passes import PassBuilder, PassInfo, normalized
 from .rules import RuleSet, default_rules
+from .runtime_view import RuntimeView
 from .values import Values
 from .walks import GENERATORS, Walker, merge_fields
 
@@ -41,8 +45,16 @@ SKIP_NAMES = frozenset({"", "None", "none", "Baked VAE"})
 NOT_EXTRAS = frozenset({"sources", "batch_size", "clip_skip", "leftover_noise"})
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """A parse and the nodes it found upstream of the save node (switches followed as they chose)."""
+
+    record: Record
+    upstream: frozenset[str]
+
+
 class WorkflowParser:
-    """Pure: reads the prompt, never mutates it; unknown nodes are data, not errors.
+    """Pure: reads the prompt (and the runtime view), never mutates them; unknown nodes are data, not errors.
 
     Without explicit rules it uses the bundled ones plus the user's rules folder (see rules.py).
     """
@@ -55,18 +67,31 @@ class WorkflowParser:
         prompt: Mapping[str, Any],
         save_node_id: str | None = None,
         workflow: Mapping[str, Any] | None = None,
+        runtime: RuntimeView | None = None,
     ) -> Record:
-        return _Run(self.rules, Graph(prompt)).record(prompt, save_node_id, workflow)
+        return self.analyse(prompt, save_node_id, workflow, runtime).record
+
+    def analyse(
+        self,
+        prompt: Mapping[str, Any],
+        save_node_id: str | None = None,
+        workflow: Mapping[str, Any] | None = None,
+        runtime: RuntimeView | None = None,
+    ) -> Analysis:
+        run = _Run(self.rules, Graph(prompt), runtime)
+        record = run.record(prompt, save_node_id, workflow)
+        return Analysis(record, frozenset(run.upstream))
 
 
 class _Run:
     """One parse: the graph, its rules, and what could not be resolved."""
 
-    def __init__(self, rules: RuleSet, graph: Graph) -> None:
+    def __init__(self, rules: RuleSet, graph: Graph, runtime: RuntimeView | None = None) -> None:
         self.graph = graph
-        self.values = Values(graph, rules)
+        self.values = Values(graph, rules, runtime)
         self.walker = Walker(graph, self.values)
         self.builder = PassBuilder(self.walker)
+        self.upstream: dict[str, Node] = {}
 
     def record(self, prompt: Mapping[str, Any], save_node_id: str | None, workflow: Mapping[str, Any] | None) -> Record:
         rec = Record(prompt=dict(prompt), workflow=dict(workflow) if workflow else None)
@@ -78,7 +103,8 @@ class _Run:
                 rec.warn(f"save node {save_node_id} is not in the prompt; reading every output instead")
             roots = self.graph.sinks()
         upstream = {r: n for r in roots if (n := self.graph.get(r)) is not None}
-        upstream.update(self.walker.upstream(roots))
+        self.upstream = self.walker.upstream(roots)
+        upstream.update(self.upstream)
         output, output_sources, terminals, used = self._output(roots)
         passes = _ordered(self._passes(terminals))
         rec.passes = [p.entry for p in passes]
@@ -263,7 +289,10 @@ def _int(value: Any) -> int | None:
 
 
 def parse(
-    prompt: Mapping[str, Any], save_node_id: str | None = None, workflow: Mapping[str, Any] | None = None
+    prompt: Mapping[str, Any],
+    save_node_id: str | None = None,
+    workflow: Mapping[str, Any] | None = None,
+    runtime: RuntimeView | None = None,
 ) -> Record:
     """Parse with the bundled rules (and the user's rules folder)."""
-    return WorkflowParser().parse(prompt, save_node_id, workflow)
+    return WorkflowParser().parse(prompt, save_node_id, workflow, runtime)

@@ -3,6 +3,8 @@
 A value that is a link is followed only through nodes whose rules say how to compute it
 (constants, switches with a constant selector, math over constants, pass-through outputs).
 Anything else is UNRESOLVED and is listed, with the node it depends on, for runtime capture.
+Given a RuntimeView, every input first asks what the run saw (the node's resolved input, or the
+output its link comes from), so switches, math and text follow the values that really flowed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from .evaluate import UnsafeExpression, safe_eval
 from .graph import Graph, Node, is_link
 from .rules import MISSING, FieldSpec, NodeRule, RuleSet
+from .runtime_view import ABSENT, RuntimeView
 
 UNRESOLVED: Any = object()
 MAX_DEPTH = 32
@@ -22,9 +25,10 @@ MAX_DEPTH = 32
 class Values:
     """Evaluates inputs for one parse; remembers what could not be resolved."""
 
-    def __init__(self, graph: Graph, rules: RuleSet) -> None:
+    def __init__(self, graph: Graph, rules: RuleSet, runtime: RuntimeView | None = None) -> None:
         self.graph = graph
         self.rules = rules
+        self.runtime = runtime
         self.unresolved: list[dict[str, str]] = []
         self._reported: set[tuple[str, str]] = set()
         self._memo: dict[tuple[str, int], Any] = {}
@@ -50,7 +54,7 @@ class Values:
 
     def field(self, node: Node, spec: FieldSpec) -> Any:
         """A rule field's value: const, or the input parsed and cleaned as the spec says; None if unknown."""
-        if spec.plain and spec.input is not None:
+        if spec.plain and spec.input is not None and self.runtime is None:
             raw = node.inputs.get(spec.input)
             if type(raw) is not list:
                 return raw
@@ -104,6 +108,10 @@ class Values:
     # -- evaluation -------------------------------------------------------------------------
     def _input(self, node: Node, name: str, depth: int) -> Any:
         raw = node.inputs.get(name)
+        if self.runtime is not None:
+            seen = self.runtime.value(node.id, name, raw)
+            if seen is not ABSENT:
+                return seen
         if not is_link(raw):
             return raw
         key = (str(raw[0]), raw[1])
