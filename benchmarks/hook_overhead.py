@@ -5,7 +5,8 @@
 2. in-process (COMFYUI_PATH): a real PromptExecutor in ComfyUI's Python runs the 500-node graph
    of cheap core nodes, hooks installed and uninstalled between interleaved runs.
 3. end to end (COMFYUI_PATH): two loopback servers, one started with PROVENANCE_HOOKS=1, get the
-   same graph alternately (ABBA); time = ComfyUI's execution_start → execution_success stamps.
+   same graph alternately (ABBA), each prompt after POST /free (caches dropped, gc.collect() done
+   between prompts, not inside one); time = ComfyUI's execution_start → execution_success stamps.
    Target: hooks on ÷ hooks off ≤ 1.03 (median of the per-round ratios).
 
 The graph, as in research/anchors-measured.md §4: PrimitiveInt head + chained PrimitiveInt →
@@ -22,12 +23,14 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.03
+SETTLE_S = 0.5
 
 
 def load(name: str, path: Path) -> ModuleType:
@@ -80,12 +83,14 @@ def fake_graph(nodes: int, head: int) -> dict[str, Any]:
 
 
 def report(label: str, off: list[float], on: list[float], nodes: int) -> float:
+    """Print medians; return the median of per-round ratios (neighbours in time: drift cancels)."""
     ratios = [b / a for a, b in zip(off, on, strict=True)]
     med_off, med_on, ratio = statistics.median(off), statistics.median(on), statistics.median(ratios)
-    per_node_us = (med_on - med_off) / nodes * 1e6
+    per_node_us = (ratio - 1.0) * med_off / nodes * 1e6
     print(
-        f"{label:<12} off {med_off * 1000:9.2f} ms   on {med_on * 1000:9.2f} ms   "
-        f"ratio {ratio:6.4f}   +{per_node_us:7.2f} µs/node   ({len(off)} rounds, {nodes} nodes)"
+        f"{label:<13} off {med_off * 1000:9.2f} ms   on {med_on * 1000:9.2f} ms   "
+        f"on/off: median ratio {ratio:6.4f} (of medians {med_on / med_off:6.4f})   "
+        f"{per_node_us:+8.2f} µs/node   ({len(off)} pairs, {nodes} nodes)"
     )
     return ratio
 
@@ -148,17 +153,20 @@ class Server:
     def send_sync(self, *args, **kwargs):
         pass
 executor = execution.PromptExecutor(Server(), cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
-times = {"off": [], "on": []}
+import gc
+times = {"off": [], "on": [], "cpu_off": [], "cpu_on": []}
 for r in range(rounds + 1):
     for mode in (("off", "on") if r % 2 == 0 else ("on", "off")):
         bench.switch(hooks, execution, mode == "on")
         prompt, out = bench.core_graph(count, head=1000 + r * 2 + (mode == "on"))
-        start = time.perf_counter()
+        gc.collect()
+        start, cpu = time.perf_counter(), time.thread_time()
         executor.execute(prompt, f"inproc-{r}-{mode}", {}, [out])
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.thread_time() - cpu
         assert executor.success, executor.status_messages[-1]
         if r:  # round 0 warms up
             times[mode].append(elapsed)
+            times["cpu_" + mode].append(cpu)
 print(json.dumps(times))
 """
 
@@ -166,9 +174,20 @@ print(json.dumps(times))
 def bench_in_process(checkout: Path, harness: ModuleType, nodes: int, rounds: int) -> None:
     times = harness.run_probe(checkout, IN_PROCESS, str(nodes), str(rounds), timeout=1800)
     report("in-process", times["off"], times["on"], nodes)
+    # The worker's own CPU time: what other processes on a shared machine do drops out of it.
+    report("  (CPU time)", times["cpu_off"], times["cpu_on"], nodes)
 
 
 # --- 3. end to end, two servers ------------------------------------------------------------------------
+
+
+def settle(server: Any) -> None:
+    """POST /free: the worker drops its caches and runs gc.collect() now, not inside a measured prompt."""
+    request = urllib.request.Request(
+        f"{server.url}/free", data=b'{"free_memory": true}', headers={"Content-Type": "application/json"}
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    time.sleep(SETTLE_S)
 
 
 def server_ms(entry: dict[str, Any]) -> float:
@@ -190,6 +209,7 @@ def bench_end_to_end(checkout: Path, harness: ModuleType, nodes: int, rounds: in
             for r in range(rounds + 1):
                 for mode in ("off", "on", "on", "off") if r % 2 == 0 else ("on", "off", "off", "on"):
                     prompt, _ = core_graph(nodes, head=int(time.time() * 1000) % 10_000_000 + len(times[mode]))
+                    settle(servers[mode])
                     _, entry = servers[mode].run(prompt, timeout=600)
                     assert entry["status"]["status_str"] == "success", entry["status"]
                     if r:

@@ -108,7 +108,7 @@ class HookSession:
         self.started_wall = time.time()
         self.started = time.perf_counter()
         self.ended_wall: float | None = None
-        self.touched = time.monotonic()
+        self.touched = 0.0  # Registry.clock() time of the last use
         self.order: list[str] = []
         self.executed: set[str] = set()
         self.nodes: dict[str, NodeRecord] = {}
@@ -263,6 +263,7 @@ class Registry:
 
     def open(self, prompt_id: str, prompt: Any, extra_data: Any) -> HookSession:
         session = HookSession(prompt_id, prompt, extra_data, degraded=not self.hooks_whole())
+        session.touched = self.clock()
         with self.lock:
             self._evict()
             self.sessions.pop(prompt_id, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -23,6 +24,7 @@ SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 _SALT = os.urandom(16)
 
 
+@functools.lru_cache(maxsize=4096)  # input names repeat across nodes and prompts
 def skipped_input(name: str) -> bool:
     return name in HIDDEN_INPUTS or _CREDENTIAL.search(name) is not None
 
