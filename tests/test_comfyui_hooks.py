@@ -510,3 +510,75 @@ def test_sd15_switch_picked_checkpoint_survives_a_seed_change(on: Any, checkout:
     assert checkpoint is not None and checkpoint.name == CHECKPOINT
     if merge_side_present():
         assert record.runtime is not None and record.runtime["nodes"]["4"]["inputs"] == {"ckpt_name": CHECKPOINT}
+
+
+def test_acceptance_runtime_values_in_saved_files(on: Any, off: Any, checkout: Path) -> None:
+    """Issue 4's acceptance: a switch and a math node that only run time can resolve.
+
+    With PROVENANCE_HOOKS=1 the saved file carries the run's values and says parser+hooks, also
+    after a seed-only rerun (the loader, switch and math nodes then come from ComfyUI's cache);
+    without it the file says parser and keeps both candidates, unresolved.
+    """
+    checkpoints = on.get("/object_info/CheckpointLoaderSimple")["CheckpointLoaderSimple"]
+    if CHECKPOINT not in str(checkpoints["input"]["required"]["ckpt_name"]):
+        pytest.skip(f"{CHECKPOINT} not in {checkout}/models/checkpoints: this test needs it")
+
+    def graph(seed: int, prefix: str) -> dict[str, Any]:
+        return {
+            "30": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 1, "color": 0}},
+            "31": {"class_type": "GetImageSize", "inputs": {"image": ["30", 0]}},
+            "32": {"class_type": "ComfyMathExpression", "inputs": {"expression": "a >= 64", "values.a": ["31", 0]}},
+            "33": {"class_type": "ComfyMathExpression", "inputs": {"expression": "a", "values.a": ["31", 0]}},
+            "20": {"class_type": "PrimitiveString", "inputs": {"value": CHECKPOINT}},
+            "21": {"class_type": "PrimitiveString", "inputs": {"value": "other.safetensors"}},
+            "22": {
+                "class_type": "ComfySwitchNode",
+                "inputs": {"switch": ["32", 2], "on_false": ["21", 0], "on_true": ["20", 0]},
+            },
+            "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ["22", 0]}},
+            "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse", "clip": ["4", 1]}},
+            "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+            "5": {"class_type": "EmptyLatentImage", "inputs": {"width": ["33", 1], "height": 64, "batch_size": 1}},
+            "3": {
+                "class_type": "KSampler",
+                "inputs": {
+                    **{"seed": seed, "steps": 1, "cfg": 6.5, "sampler_name": "euler", "scheduler": "normal"},
+                    **{"denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0]},
+                    "latent_image": ["5", 0],
+                },
+            },
+            "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+            "9": {
+                "class_type": "ProvenanceSaveImage",
+                "inputs": {
+                    **{"images": ["8", 0], "filename_prefix": prefix, "format": "png", "quality": 90},
+                    **{"lossless": False, "targets": {"__value__": ["record", "a1111"]}},
+                },
+            },
+        }
+
+    def checkpoint_names(record: Any) -> list[str]:
+        return sorted(m.name for m in record.models if m.role == "checkpoint")
+
+    for seed in (11, 12):  # the second prompt changes only the seed
+        prompt_id, entry = on.run(graph(seed, f"accept_on_{seed}"), timeout=SD_TIMEOUT_S)
+        (path,) = saved_paths(on, entry, "9")
+        record = read(path)
+        assert record.provenance.capture_mode == "parser+hooks"
+        assert record.provenance.prompt_id == prompt_id
+        assert checkpoint_names(record) == [CHECKPOINT]  # only the branch the switch took
+        assert (record.generation.seed, record.generation.width, record.generation.height) == (seed, 64, 64)
+        assert record.runtime is not None and record.runtime["prompt_id"] == prompt_id
+        assert record.runtime["nodes"]["32"]["outputs"][2] is True
+        if seed == 12:
+            assert record.runtime["nodes"]["4"]["cached"] is True
+            assert record.runtime["nodes"]["22"]["cached"] is True
+    _, entry = off.run(graph(13, "accept_off"), timeout=SD_TIMEOUT_S)
+    (path,) = saved_paths(off, entry, "9")
+    record = read(path)
+    assert record.provenance.capture_mode == "parser"
+    assert record.runtime is None
+    assert checkpoint_names(record) == []  # the name comes through a switch only run time decides
+    assert record.generation.width is None
+    unresolved = record.to_dict()["provenance"].get("unresolved") or []
+    assert {u["node_id"] for u in unresolved} >= {"22", "4", "5"}  # never guessed: switch, loader, latent size

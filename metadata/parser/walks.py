@@ -75,9 +75,13 @@ class Walker:
             node = queue.popleft()
             inputs = node.inputs
             if node.class_type in switches:
-                resolved, chosen = self._switch_choice(node, self.values.rule(node))
+                rule = self.values.rule(node)
+                resolved, chosen = self._switch_choice(node, rule)
                 if resolved:
-                    inputs = {chosen: inputs[chosen]} if chosen is not None and chosen in inputs else {}
+                    # The branch it passes on, and what decided it: the output depends on both.
+                    selector = rule.switch.selector if rule is not None and rule.switch is not None else None
+                    keep = {name for name in (chosen, selector) if name is not None}
+                    inputs = {name: inputs[name] for name in keep if name in inputs}
             for value in inputs.values():  # links, inlined: this loop sees every input of every node
                 if type(value) is list and len(value) == 2 and type(value[1]) is int:
                     src = value[0]
