@@ -40,6 +40,7 @@ harness = _load_harness()
 pytestmark = pytest.mark.comfyui
 
 CHECKPOINT = "random_sd15.safetensors"
+LORA = "random_sd15_lora.safetensors"
 SD_TIMEOUT_S = 300.0
 ON = {"PROVENANCE_HOOKS": "1", "PROVENANCE_HOOKS_DEBUG": "1"}
 # Each server makes some stages raise. A hook whose `before` fails opens nothing for those below it
@@ -536,14 +537,21 @@ def test_acceptance_runtime_values_in_saved_files(on: Any, off: Any, checkout: P
                 "inputs": {"switch": ["32", 2], "on_false": ["21", 0], "on_true": ["20", 0]},
             },
             "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ["22", 0]}},
-            "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse", "clip": ["4", 1]}},
-            "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+            "10": {
+                "class_type": "LoraLoader",
+                "inputs": {
+                    **{"model": ["4", 0], "clip": ["4", 1], "lora_name": LORA},
+                    **{"strength_model": 0.8, "strength_clip": 0.6},
+                },
+            },
+            "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse", "clip": ["10", 1]}},
+            "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["10", 1]}},
             "5": {"class_type": "EmptyLatentImage", "inputs": {"width": ["33", 1], "height": 64, "batch_size": 1}},
             "3": {
                 "class_type": "KSampler",
                 "inputs": {
                     **{"seed": seed, "steps": 1, "cfg": 6.5, "sampler_name": "euler", "scheduler": "normal"},
-                    **{"denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0]},
+                    **{"denoise": 1.0, "model": ["10", 0], "positive": ["6", 0], "negative": ["7", 0]},
                     "latent_image": ["5", 0],
                 },
             },
@@ -570,6 +578,8 @@ def test_acceptance_runtime_values_in_saved_files(on: Any, off: Any, checkout: P
         assert (record.generation.seed, record.generation.width, record.generation.height) == (seed, 64, 64)
         assert record.runtime is not None and record.runtime["prompt_id"] == prompt_id
         assert record.runtime["nodes"]["32"]["outputs"][2] is True
+        assert [(m.name, m.strength_model, m.strength_clip) for m in record.loras()] == [(LORA, 0.8, 0.6)]
+        assert record.runtime["nodes"]["10"]["inputs"]["lora_name"] == LORA
         if seed == 12:
             assert record.runtime["nodes"]["4"]["cached"] is True
             assert record.runtime["nodes"]["22"]["cached"] is True
