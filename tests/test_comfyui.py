@@ -10,16 +10,14 @@ Without COMFYUI_PATH every test here is skipped, with the reason.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 import struct
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import comfyui_harness as harness  # tests/ is on pytest's pythonpath (pyproject)
 import pytest
 from PIL import Image as PILImage
 
@@ -27,19 +25,6 @@ from comfyui_provenance.metadata.errors import ReadError
 from comfyui_provenance.metadata.formats.base import TARGETS
 from comfyui_provenance.metadata.read import read
 from comfyui_provenance.nodes.save_image import FORMATS
-
-
-def _load_harness() -> ModuleType:
-    # Loaded by path: the tests folder is not a package and --import-mode=importlib keeps it off sys.path.
-    spec = importlib.util.spec_from_file_location("comfyui_harness", Path(__file__).with_name("comfyui_harness.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
 
 pytestmark = pytest.mark.comfyui
 

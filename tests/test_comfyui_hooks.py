@@ -13,29 +13,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import comfyui_harness as harness  # tests/ is on pytest's pythonpath (pyproject)
 import pytest
 
 from comfyui_provenance import __version__
 from comfyui_provenance.hooks.values import SENSITIVE_EXTRA_DATA_KEYS
 from comfyui_provenance.metadata.read import read
-
-
-def _load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("comfyui_harness", Path(__file__).with_name("comfyui_harness.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
 
 pytestmark = pytest.mark.comfyui
 
