@@ -32,6 +32,20 @@ def comfyui_path() -> Path | None:
     return Path(value).resolve() if value else None
 
 
+def require_checkout(purpose: str) -> Path:
+    """COMFYUI_PATH's checkout, or a pytest skip that says what it would have run."""
+    import pytest
+
+    path = comfyui_path()
+    if path is None:
+        pytest.skip(
+            f"COMFYUI_PATH not set: point it at a ComfyUI checkout (COMFYUI_PYTHON at its Python) to run the {purpose}"
+        )
+    if not (path / "main.py").is_file():
+        pytest.skip(f"COMFYUI_PATH={path} is not a ComfyUI checkout (no main.py)")
+    return path
+
+
 def comfyui_python(checkout: Path) -> str:
     """COMFYUI_PYTHON, else `<checkout>/../comfyui-venv/bin/python` when present, else this Python."""
     if os.environ.get("COMFYUI_PYTHON"):

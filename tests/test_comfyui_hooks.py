@@ -48,15 +48,7 @@ SECRETS = {"auth_token_comfy_org": "PROVENANCE-HOOKS-TOKEN-9911", "api_key_comfy
 
 @pytest.fixture(scope="module")
 def checkout() -> Path:
-    path = harness.comfyui_path()
-    if path is None:
-        pytest.skip(
-            "COMFYUI_PATH not set: point it at a ComfyUI checkout (COMFYUI_PYTHON at its Python) "
-            "to run the real-ComfyUI runtime-hook tests"
-        )
-    if not (path / "main.py").is_file():
-        pytest.skip(f"COMFYUI_PATH={path} is not a ComfyUI checkout (no main.py)")
-    return path  # type: ignore[no-any-return]
+    return harness.require_checkout("real-ComfyUI runtime-hook tests")  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
