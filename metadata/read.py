@@ -31,11 +31,11 @@ def extract(path: str | Path) -> Embedded:
             head = fp.read(16)
             fmt = next((f for f in sniffers() if f.sniff(head)), None)
             if fmt is None:
-                raise ReadError(f"{path.name}: not a PNG, JPEG or WEBP file")
+                raise ReadError("not a PNG, JPEG or WEBP file")
             fp.seek(0)
             return fmt.read(fp)
     except OSError as err:
-        raise ReadError(f"{path.name}: cannot open: {err.strerror or err}") from err
+        raise ReadError(f"cannot open: {err.strerror or err}") from err
 
 
 @dataclass
@@ -207,4 +207,4 @@ def read(path: str | Path) -> Record:
                 record.image.width = record.image.width or src.found.width
                 record.image.height = record.image.height or src.found.height
             return record
-    raise ReadError(f"{path.name}: no provenance, ComfyUI or A1111 metadata found")
+    raise ReadError("no provenance, ComfyUI or A1111 metadata found")

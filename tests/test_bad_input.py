@@ -141,7 +141,7 @@ def test_foreign_files_are_read_errors(name: str, data: bytes, tmp_path: Path) -
     path = tmp_path / name
     path.write_bytes(data)
     message = read_error(path)
-    assert "not a PNG, JPEG or WEBP" in message and name in message
+    assert "not a PNG, JPEG or WEBP" in message
 
 
 @pytest.mark.parametrize(
