@@ -12,16 +12,17 @@ import contextlib
 import json
 import logging
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from . import files
 from .capture import SECRET_KEYS, SaveContext
 from .errors import MetadataError, ReadError
-from .formats import sidecar
+from .formats import sidecar, xmp
 from .formats.base import COMFYUI, DEFAULT_TARGETS, EXTENSIONS, GRAPH_KEYS, Embedded, by_name, sniffers
-from .read import Source, extract, from_comfyui, from_record, from_sidecar_json, from_sidecar_xmp
+from .read import Source, extract, from_comfyui, from_record
 from .record import Image, Record, utc_now
 from .save import Hasher, SaveOptions, hash_record, prepare, write_sidecars
 
@@ -29,8 +30,6 @@ logger = logging.getLogger(__name__)
 
 CONVERTED, SKIPPED, FAILED = "converted", "skipped", "failed"
 ALPHA_NOTE = "has alpha: sd-prompt-reader ignores EXIF on a WEBP with alpha (kept: pixels are not re-encoded)"
-# Our own: a file carrying one of these (or a sidecar) is already stamped.
-STAMP_READERS: tuple[Callable[[Source], Record | None], ...] = (from_record, from_sidecar_json, from_sidecar_xmp)
 
 
 @dataclass
@@ -44,6 +43,18 @@ class Outcome:
     record: Record | None = None
     notes: list[str] = field(default_factory=list)
     sidecars: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Stamp:
+    """Our record as the image itself carries it, and what the files around it still lack."""
+
+    record: Record | None  # None when the embedded record needs a sidecar that does not read
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.record is not None and not self.missing
 
 
 def convert_file(
@@ -81,49 +92,127 @@ def _convert(
         if source.suffix.lower() not in EXTENSIONS and not _sniffs(source):
             return Outcome(source, SKIPPED, "unsupported: not a PNG, JPEG or WEBP file")
         raise
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    files.sweep_once(dest.parent)
     src = Source(path=source, found=found)
     notes: list[str] = []
     if not force:
-        if _stamped(src, notes):
-            return Outcome(source, SKIPPED, "already stamped: it carries a provenance record")
-        if dest != source and dest.exists():
-            what = "already converted" if _dest_stamped(dest) else "the destination exists"
-            return Outcome(source, SKIPPED, f"{what}: {dest} (--force overwrites it)")
+        stamp = stamp_of(src, hasher, notes)
+        if stamp is not None:
+            if stamp.complete or dest != source:
+                return Outcome(source, SKIPPED, "already stamped: it carries a provenance record")
+            notes.append(f"finishing an earlier run: {', '.join(stamp.missing)}")
+            if stamp.record is not None:
+                return _restamp(src, dest, stamp.record, targets, hasher=hasher, notes=notes)
+        elif dest != source and dest.exists():
+            theirs = _dest_stamp(dest, hasher)
+            if theirs is None or theirs.complete:
+                what = "already converted" if theirs is not None else "the destination exists"
+                return Outcome(source, SKIPPED, f"{what}: {dest} (--force overwrites it)")
+            notes.append(f"finishing an earlier run: {', '.join(theirs.missing)}")
     chunks = _comfy_chunks(found)
     if not chunks:
         extra = " (A1111 parameters only)" if found.infotext else ""
-        return Outcome(source, SKIPPED, f"no ComfyUI metadata{extra}")
+        return Outcome(source, SKIPPED, f"no ComfyUI metadata{extra}", notes=notes)
     found.comfy = dict(chunks)
     record = from_comfyui(src)
     if record is None:  # _comfy_chunks found a prompt, so from_comfyui cannot miss it
         raise ReadError("no ComfyUI prompt graph")
-    fmt = by_name(found.format)
     record.provenance.created = utc_now()
     record.provenance.generator.version = version
-    record.image = Image(format=fmt.name, width=found.width, height=found.height, filename=dest.name)
-    if hasher is not None:
-        hash_record(record, hasher)
     if found.alpha:
         notes.append(ALPHA_NOTE)
         record.warn(ALPHA_NOTE)
-    payloads, plan = prepare(record, chunks, fmt, targets)
+    return _restamp(src, dest, record, targets, hasher=hasher, notes=notes, chunks=chunks)
+
+
+def _restamp(
+    src: Source,
+    dest: Path,
+    record: Record,
+    targets: frozenset[str],
+    *,
+    hasher: Hasher | None,
+    notes: list[str],
+    chunks: list[tuple[str, str]] | None = None,
+) -> Outcome:
+    """Write `record` into a copy of the source's container at `dest`: the image first, then the sidecars.
+
+    The image alone decides whether a file is stamped, so a run killed between the two leaves an
+    image whose record lists sidecars that are missing, and the next run finishes them.
+    """
+    found, source = src.found, src.path
+    fmt = by_name(found.format)
+    record.image = Image(format=fmt.name, width=found.width, height=found.height, filename=dest.name)
+    if hasher is not None:
+        hash_record(record, hasher)
+    payloads, plan = prepare(record, chunks if chunks is not None else _comfy_chunks(found), fmt, targets)
     options = SaveOptions(format=fmt.name, targets=targets)
 
     def restamp(out: BinaryIO) -> None:
         with source.open("rb") as fp:
             fmt.restamp(fp, payloads, plan, options, out)
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(source.stat().st_mode)
+    files.replace_with(dest, restamp, mode=mode, check=extract, durable=True)
     written = write_sidecars(dest, record, payloads, plan)
     notes.extend(f"{p.location} not written: {p.reason}" for p in plan.placements if p.status == "failed")
-    try:
-        sidecar.replace_with(dest, restamp, mode=stat.S_IMODE(source.stat().st_mode), check=extract, durable=True)
-    except BaseException:
-        for path in written:  # a failed convert leaves no trace, sidecars included
-            with contextlib.suppress(OSError):
-                path.unlink()
-        raise
     return Outcome(source, CONVERTED, dest=dest, record=record, notes=notes, sidecars=written)
+
+
+def stamp_of(src: Source, hasher: Hasher | None = None, notes: list[str] | None = None) -> Stamp | None:
+    """Our record if the image itself carries one (sidecars never decide), and what is missing around it.
+
+    Missing: a sidecar its record lists as written, a record kept whole only in a sidecar that does
+    not read, or (when `hasher` can fill them) hashes it recorded as pending.
+    """
+    text = src.found.record_json
+    try:
+        if text is None and src.found.xmp is not None:
+            text = xmp.parse(src.found.xmp).get("Record")
+        if text is None:
+            return None
+        data = src.budget.json(text, "the embedded provenance record")
+    except ReadError as err:
+        if notes is not None:
+            notes.append(f"old provenance data that does not read was ignored ({err})")
+        return None
+    refs = data.get("$refs") if isinstance(data, dict) else None
+    needs_sidecar = isinstance(refs, dict) and any(
+        k == "*" or (isinstance(v, str) and v.startswith("sidecar:")) for k, v in refs.items()
+    )
+    try:
+        record = from_record(src)
+    except ReadError as err:
+        if notes is not None:
+            notes.append(f"old provenance data that does not read was ignored ({err})")
+        return None
+    if record is None:
+        return None
+    stamp = Stamp(record=record)
+    for placement in record.provenance.embedding:
+        listed = placement.status == "written" and placement.target.startswith("sidecar_")
+        path = sidecar.path_for(src.path, placement.location) if listed else None
+        if path is not None and not path.is_file():
+            stamp.missing.append(f"{path.name} is missing")
+    if needs_sidecar:
+        try:
+            whole = src.sidecar_record()
+        except ReadError:
+            whole = None
+        if whole is None:
+            stamp.record = None
+            stamp.missing.append("the record kept whole in its JSON sidecar does not read")
+    if hasher is not None and any(m.other.get("hash_pending") for m in record.models):
+        stamp.missing.append("model hashes still pending")
+    return stamp
+
+
+def _dest_stamp(dest: Path, hasher: Hasher | None) -> Stamp | None:
+    try:
+        return stamp_of(Source(path=dest, found=extract(dest)), hasher)
+    except ReadError:
+        return None
 
 
 def _sniffs(path: Path) -> bool:
@@ -131,24 +220,6 @@ def _sniffs(path: Path) -> bool:
         head = fp.read(16)
         return any(f.sniff(head) for f in sniffers())
     return False
-
-
-def _stamped(src: Source, notes: list[str]) -> bool:
-    """Whether the file carries our record (embedded or in a sidecar); an unreadable one is replaced."""
-    for reader in STAMP_READERS:
-        try:
-            if reader(src) is not None:
-                return True
-        except ReadError as err:
-            notes.append(f"old provenance data that does not read was ignored ({err})")
-    return False
-
-
-def _dest_stamped(dest: Path) -> bool:
-    try:
-        return _stamped(Source(path=dest, found=extract(dest)), [])
-    except ReadError:
-        return False
 
 
 def _comfy_chunks(found: Embedded) -> list[tuple[str, str]]:

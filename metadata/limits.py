@@ -33,10 +33,28 @@ RUNTIME_INLINE_MAX = 32 * KIB
 # XMP free-text fields (description, AI prompt) are summaries; the record keeps the full text.
 XMP_TEXT_FIELD_MAX = 32 * KIB
 
-# Readers: never load a metadata chunk, segment or sidecar bigger than this.
+# Readers: every file is hostile until proven otherwise. One budget per file (metadata/budget.py),
+# its sidecars included, checked before anything is allocated.
+# A metadata chunk, segment or sidecar bigger than this is refused outright.
 READ_CHUNK_MAX = 256 * MIB
 READ_SIDECAR_MAX = 256 * MIB
-# Readers: inflate compressed text no further than Pillow does (a decompression bomb stops here).
+# All the metadata one file (and its sidecars) may make us hold in memory.
+READ_METADATA_MAX = 256 * MIB
+# Compressed text inflates no further than Pillow allows, per chunk (MAX_TEXT_CHUNK) and per file
+# (MAX_TEXT_MEMORY): a bomb split over many chunks stops at the file's total.
 READ_DECOMPRESS_MAX = PNG_COMPRESSED_TEXT_MAX
-# Readers: an XMP packet bigger than this is refused before parsing.
+READ_INFLATE_TOTAL_MAX = PNG_TEXT_TOTAL_MAX
+# Chunks (PNG, WEBP frames included) and segments walked in one file: ComfyUI's own files have tens,
+# a long animation thousands; walking this many costs well under a second.
+READ_CHUNKS_MAX = 250_000
+# EXIF entries walked in one file (IFD0 + Exif IFD hold a few dozen in real files).
+READ_EXIF_ENTRIES_MAX = 4_096
+# An XMP packet bigger than this is refused before parsing.
 READ_XMP_MAX = 64 * MIB
+# JSON documents (records, graphs, sidecars): decoded objects take about 5x their text, so a
+# document past this is refused, not decoded; and nesting is capped before the (recursive) decoder
+# runs. Real workflows nest about 10 levels deep.
+READ_JSON_MAX = PNG_TEXT_TOTAL_MAX
+READ_JSON_DEPTH_MAX = 128
+# A1111 infotext bigger than this is not parsed (real ones are a few KB; the record keeps long prompts).
+READ_INFOTEXT_MAX = 4 * MIB

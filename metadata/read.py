@@ -9,87 +9,114 @@ A runtime block that was over its inline budget is brought back from `<image>.ru
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import infotext
+from .budget import Budget, open_regular
 from .errors import ReadError
 from .formats import sidecar, xmp
-from .formats.base import Embedded, sniffers
+from .formats.base import GRAPH_KEYS, Embedded, sniffers
+from .limits import READ_INFOTEXT_MAX
 from .parser.parse import WorkflowParser
 from .record import Generation, Model, Record
+from .shape import check_record, record_from_data
+
+logger = logging.getLogger(__name__)
 
 
-def extract(path: str | Path) -> Embedded:
-    """The raw metadata of a PNG, JPEG or WEBP file."""
-    path = Path(path)
-    try:
-        with path.open("rb") as fp:
-            head = fp.read(16)
-            fmt = next((f for f in sniffers() if f.sniff(head)), None)
-            if fmt is None:
-                raise ReadError("not a PNG, JPEG or WEBP file")
-            fp.seek(0)
-            return fmt.read(fp)
-    except OSError as err:
-        raise ReadError(f"cannot open: {err.strerror or err}") from err
+def extract(path: str | Path, budget: Budget | None = None) -> Embedded:
+    """The raw metadata of a PNG, JPEG or WEBP file (a regular file; nothing else is opened)."""
+    with open_regular(Path(path)) as fp:
+        head = fp.read(16)
+        fmt = next((f for f in sniffers() if f.sniff(head)), None)
+        if fmt is None:
+            raise ReadError("not a PNG, JPEG or WEBP file")
+        fp.seek(0)
+        try:
+            return fmt.read(fp, budget or Budget())
+        except OSError as err:
+            raise ReadError(f"cannot read: {(err.strerror or str(err)).lower()}") from err
 
 
 @dataclass
 class Source:
-    """One file being read: what it embeds, plus its sidecars, each loaded at most once."""
+    """One file being read: what it embeds, plus its sidecars, each loaded at most once, on one budget."""
 
     path: Path
     found: Embedded
+    budget: Budget = field(default_factory=Budget)
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def sidecar_record(self) -> Record | None:
         if "json" not in self._cache:
-            self._cache["json"] = sidecar.read_record(self.path)
+            self._cache["json"] = sidecar.read_record(self.path, self.budget)
         return self._cache["json"]  # type: ignore[no-any-return]
 
     def sidecar_text(self, kind: str) -> str | None:
         if kind not in self._cache:
-            data = sidecar.read_bytes(self.path, kind)
+            data = sidecar.read_bytes(self.path, kind, self.budget)
             self._cache[kind] = data.decode("utf-8", errors="replace") if data is not None else None
         return self._cache[kind]  # type: ignore[no-any-return]
 
 
-def _json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as err:
-        raise ReadError(f"{what} is not valid JSON: {err}") from err
-
-
 def _record_from_json(text: str, src: Source, what: str) -> Record:
     """A record as embedded: resolve what it stored elsewhere ($refs) in the file or sidecar."""
-    data = _json(text, what)
-    if not isinstance(data, dict):
-        raise ReadError(f"{what} is not a JSON object")
-    refs = data.pop("$refs", {}) or {}
+    data = src.budget.json(text, what)
+    refs = data.pop("$refs", None) if isinstance(data, dict) else None
+    if refs is not None and not (isinstance(refs, dict) and all(isinstance(v, str) for v in refs.values())):
+        raise ReadError(f"{what} is malformed: $refs must map record keys to locations")
+    refs = refs or {}
     if "*" in refs:
-        full = src.sidecar_record()
+        try:
+            full = src.sidecar_record()
+        except ReadError as err:
+            full = None
+            stub_problem = f"the JSON sidecar holding the full record does not read: {err}"
+        else:
+            stub_problem = "the full record lives in the JSON sidecar, which is missing"
         if full is not None:
             return full
-        record = Record.from_dict(data)
-        record.warn("the full record lives in the JSON sidecar, which is missing")
-        if src.found.infotext:
-            record.generation = infotext.to_record(infotext.parse(src.found.infotext)).generation
+        record = record_from_data(data, what)
+        record.warn(stub_problem)
+        try:
+            fallback = from_a1111(src)
+        except ReadError:
+            fallback = None
+        if fallback is not None:
+            record.generation = fallback.generation
         return record
-    record = Record.from_dict(data)
+    record = record_from_data(data, what)
     for key, location in refs.items():
+        if key not in GRAPH_KEYS:
+            record.warn(f"{what} refers its {key!r} to {location!r}: ignored (only graphs are stored elsewhere)")
+            continue
+        setattr(record, key, _referred(src, key, location, record))
+    return record
+
+
+def _referred(src: Source, key: str, location: str, record: Record) -> dict[str, Any] | None:
+    """A graph the record stored elsewhere, or None (with a warning) when it is gone or unreadable."""
+    try:
         if location.startswith("sidecar:"):
             full = src.sidecar_record()
             value = getattr(full, key) if full is not None else None
         else:
-            text_value = src.found.comfy.get(key)
-            value = _json(text_value, f"the {key} chunk") if text_value is not None else None
-        setattr(record, key, value)
-    return record
+            text = src.found.comfy.get(key)
+            value = src.budget.json(text, f"the {key} chunk") if text is not None else None
+    except ReadError as err:
+        record.warn(f"the record's {key} (in {location}) does not read: {err}")
+        return None
+    if value is None:
+        record.warn(f"the record's {key} lives in {location}, which is missing")
+        return None
+    if not isinstance(value, dict):
+        record.warn(f"the record's {key} (in {location}) is not a JSON object: left out")
+        return None
+    return value
 
 
 def from_record(src: Source) -> Record | None:
@@ -115,11 +142,20 @@ def from_comfyui(src: Source) -> Record | None:
     comfy = src.found.comfy
     if "prompt" not in comfy:
         return None
-    prompt = _json(comfy["prompt"], "the ComfyUI prompt")
-    workflow = _json(comfy["workflow"], "the ComfyUI workflow") if "workflow" in comfy else None
+    prompt = src.budget.json(comfy["prompt"], "the ComfyUI prompt")
     if not isinstance(prompt, dict):
         raise ReadError("the ComfyUI prompt is not a JSON object")
-    record = WorkflowParser().parse(prompt, None, workflow if isinstance(workflow, dict) else None)
+    workflow = None
+    if "workflow" in comfy:
+        try:
+            workflow = src.budget.json(comfy["workflow"], "the ComfyUI workflow")
+        except ReadError as err:
+            logger.debug("provenance: the workflow chunk is left out: %s", err)
+    try:
+        record = WorkflowParser().parse(prompt, None, workflow if isinstance(workflow, dict) else None)
+    except Exception as err:  # a hostile graph must end in a ReadError, whatever the parser trips on
+        logger.debug("provenance: parsing the ComfyUI prompt failed", exc_info=True)
+        raise ReadError(f"the ComfyUI prompt could not be parsed ({type(err).__name__}: {err})") from err
     record.provenance.capture_mode = "imported"
     record.provenance.other["imported_from"] = "comfyui"
     return record
@@ -127,7 +163,11 @@ def from_comfyui(src: Source) -> Record | None:
 
 def from_a1111(src: Source) -> Record | None:
     text = src.found.infotext or src.sidecar_text("sidecar:txt")
-    return infotext.to_record(infotext.parse(text)) if text else None
+    if not text:
+        return None
+    if len(text) > READ_INFOTEXT_MAX:
+        raise ReadError(f"the A1111 parameters are {len(text):,} characters, over the {READ_INFOTEXT_MAX:,} limit")
+    return infotext.to_record(infotext.parse(text))
 
 
 def from_xmp_fields(src: Source) -> Record | None:
@@ -174,7 +214,9 @@ def _restore_runtime(src: Source, record: Record) -> None:
     if not isinstance(ref, str):
         return
     try:
-        block = sidecar.read_runtime(src.path, ref)
+        block = sidecar.read_runtime(src.path, ref, src.budget)
+        if block is not None:
+            check_record({"runtime": block}, f"the runtime block in {ref}")
     except ReadError as err:
         record.warn(f"the runtime block in {ref} does not read: {err}")
         return
@@ -184,27 +226,44 @@ def _restore_runtime(src: Source, record: Record) -> None:
         record.runtime = block
 
 
-READERS: list[Callable[[Source], Record | None]] = [
-    from_record,
-    from_sidecar_json,
-    from_sidecar_xmp,
-    from_comfyui,
-    from_a1111,
-    from_xmp_fields,
+# Most specific and cheapest first; each says in words what it reads, for the warnings.
+READERS: list[tuple[str, Callable[[Source], Record | None]]] = [
+    ("the embedded provenance record", from_record),
+    ("the JSON sidecar", from_sidecar_json),
+    ("the XMP sidecar", from_sidecar_xmp),
+    ("ComfyUI's prompt", from_comfyui),
+    ("the A1111 parameters", from_a1111),
+    ("the XMP fields", from_xmp_fields),
 ]
 
 
 def read(path: str | Path) -> Record:
-    """The record a file carries; ReadError when it is unreadable or carries none."""
+    """The record a file carries; ReadError when it is unreadable or carries none.
+
+    A source that is damaged or hostile (a garbage sidecar, a malformed record) is skipped for the
+    next one, and the record that is read says what was skipped and why.
+    """
     path = Path(path)
-    src = Source(path=path, found=extract(path))
-    for reader in READERS:
-        record = reader(src)
-        if record is not None:
-            _restore_runtime(src, record)
-            if record.provenance.capture_mode == "imported":
-                record.image.format = record.image.format or src.found.format
-                record.image.width = record.image.width or src.found.width
-                record.image.height = record.image.height or src.found.height
-            return record
+    budget = Budget()
+    src = Source(path=path, found=extract(path, budget), budget=budget)
+    skipped: list[ReadError] = []
+    for name, reader in READERS:
+        try:
+            record = reader(src)
+        except ReadError as err:
+            skipped.append(err)
+            logger.debug("provenance: %s: %s skipped: %s", path.name, name, err)
+            continue
+        if record is None:
+            continue
+        for problem in skipped:
+            record.warn(f"ignored while reading: {problem}")
+        _restore_runtime(src, record)
+        if record.provenance.capture_mode == "imported":
+            record.image.format = record.image.format or src.found.format
+            record.image.width = record.image.width or src.found.width
+            record.image.height = record.image.height or src.found.height
+        return record
+    if skipped:
+        raise skipped[0]
     raise ReadError("no provenance, ComfyUI or A1111 metadata found")

@@ -1,12 +1,14 @@
 """The save path shared by the node and the CLI: name, plan, write sidecars, encode once.
 
-For each image: claim a free file name (exclusive create, so concurrent saves never collide),
-build every target's payload from one record, let the format plan what fits where (`prepare`,
-which `provenance convert` shares), write the sidecars, then encode the pixels with the planned
-metadata into a temporary file renamed over the claim. A failure in any metadata step logs one
-warning, lands in provenance.warnings, and the image is still written, at worst with what
-ComfyUI core would have written. A runtime block over its inline budget goes to its own sidecar,
-`<image>.runtime.json`, and the record everywhere carries a pointer to it (metadata/runtime.py).
+For each image: pick a free file name, build every target's payload from one record, let the
+format plan what fits where (`prepare`, which `provenance convert` shares), stage the sidecars,
+encode the pixels with the planned metadata, and publish the image under its name with an
+exclusive hard link (files.Publication: concurrent saves never collide, a kill never leaves a
+half-written or empty image, and a later run completes or removes what a killed one staged).
+A failure in any metadata step logs one warning, lands in provenance.warnings, and the image
+is still written, at worst with what ComfyUI core would have written. A runtime block over its
+inline budget goes to its own sidecar, `<image>.runtime.json`, and the record everywhere carries
+a pointer to it (metadata/runtime.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from . import infotext
+from . import files, infotext
 from . import runtime as runtime_merge
 from .capture import SaveContext, build_record, short
 from .formats import sidecar, xmp
@@ -99,15 +101,12 @@ def default_namer(output_dir: Path) -> Namer:
     return name
 
 
-def claim(folder: Path, base: str, counter: int, ext: str) -> Path:
-    """Create `<base>_<counter>_.<ext>` exclusively, moving the counter past taken names."""
+def free_name(folder: Path, base: str, counter: int, ext: str) -> tuple[Path, int]:
+    """The first `<base>_<counter>_.<ext>` not taken yet, and its counter (claimed later, when published)."""
     for attempt in range(MAX_NAME_ATTEMPTS):
         path = folder / f"{base}_{counter + attempt:05}_{ext}"
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-        except FileExistsError:
-            continue
-        return path
+        if not os.path.lexists(path):
+            return path, counter + attempt
     raise OSError(f"no free file name for {base!r} in {folder} after {MAX_NAME_ATTEMPTS} tries")
 
 
@@ -165,16 +164,26 @@ def save_images(
     if base_record is not None and hasher is not None:
         hash_record(base_record, hasher)
     comfy = [] if options.disable_metadata else list(context.chunks or [])
+    files.sweep_once(folder)
     saved = []
     for index, pil in enumerate(pils):
         # Core counts on per image (img_0_00001_, img_1_00002_), %batch_num% or not.
-        path = claim(folder, base.replace("%batch_num%", str(index)), counter + index, fmt.extensions[0])
-        job = _Job(fmt, pil, options, path, subfolder, comfy)
-        if base_record is None:
-            sidecar.replace_with(path, job.pixels_only)
-            saved.append(SavedFile(path=path, subfolder=subfolder, record=None))
+        name = base.replace("%batch_num%", str(index))
+        for _ in range(MAX_NAME_ATTEMPTS):
+            path, counter = free_name(folder, name, counter, fmt.extensions[0])
+            job = _Job(fmt, pil, options, path, subfolder, comfy)
+            try:
+                if base_record is None:
+                    saved.append(_write_pixels(job))
+                else:
+                    record = _for_image(base_record, pil, index, len(pils), fmt=fmt.name, name=path.name)
+                    saved.append(_write_one(job, record))
+                break
+            except files.NameTaken:  # another save published this name first: take the next one
+                counter += 1
         else:
-            saved.append(_write_one(job, _for_image(base_record, pil, index, len(pils), fmt=fmt.name, name=path.name)))
+            raise OSError(f"no free file name for {name!r} in {folder} after {MAX_NAME_ATTEMPTS} tries")
+        counter += 1
     return saved
 
 
@@ -232,7 +241,15 @@ def prepare(
     return payloads, plan
 
 
+def _write_pixels(job: _Job) -> SavedFile:
+    publication = files.Publication(job.path)
+    publication.stage_image(job.pixels_only)
+    publication.publish()
+    return SavedFile(path=job.path, subfolder=job.subfolder, record=None)
+
+
 def _write_one(job: _Job, record: Record) -> SavedFile:
+    """Sidecars and image staged, then published together; a metadata failure falls back, never fails."""
     spill = runtime_merge.spill(record, sidecar.path_for(job.path, runtime_merge.SIDECAR).name)
     try:
         payloads, plan = prepare(record, job.comfy, job.fmt, job.options.targets, spill)
@@ -240,11 +257,14 @@ def _write_one(job: _Job, record: Record) -> SavedFile:
         if spill is not None:
             record.runtime = spill.block  # the fallback's JSON sidecar holds it whole
         return _fallback(job, record, f"planning metadata failed: {err}")
-    written = write_sidecars(job.path, record, payloads, plan, spill)
+    publication = files.Publication(job.path)
+    write_sidecars(job.path, record, payloads, plan, spill, put=publication.add_sidecar)
     try:
-        sidecar.replace_with(job.path, lambda fp: job.fmt.encode(job.pil, payloads, plan, job.options, fp))
+        publication.stage_image(lambda fp: job.fmt.encode(job.pil, payloads, plan, job.options, fp))
     except Exception as err:
+        publication.abandon()
         return _fallback(job, record, f"embedding metadata failed: {err}")
+    written = publication.publish()
     return SavedFile(path=job.path, subfolder=job.subfolder, record=record, sidecars=written)
 
 
@@ -260,9 +280,18 @@ def _plan_sidecars(plan: Plan, targets: frozenset[str]) -> None:
 
 
 def write_sidecars(
-    path: Path, record: Record, payloads: Payloads, plan: Plan, spill: runtime_merge.Spill | None = None
+    path: Path,
+    record: Record,
+    payloads: Payloads,
+    plan: Plan,
+    spill: runtime_merge.Spill | None = None,
+    *,
+    put: Callable[[Path, bytes], None] = files.write_atomic,
 ) -> list[Path]:
-    """The runtime block, text and XMP first, the JSON record last, so it reports how the others went."""
+    """The runtime block, text and XMP first, the JSON record last, so it reports how the others went.
+
+    `put` writes one file (atomically by default; a Publication stages it instead).
+    """
     written = []
     for placement in sorted(
         (p for p in plan.placements if p.target.startswith("sidecar_") or p.location == runtime_merge.SIDECAR),
@@ -280,7 +309,7 @@ def write_sidecars(
                 data = xmp.build(record, record_json=record.to_json())
             else:
                 data = sidecar.record_bytes(record)
-            sidecar.write_atomic(target, data)
+            put(target, data)
             written.append(target)
         except Exception as err:
             logger.warning("provenance: could not write %s: %s", target.name, err)
@@ -290,20 +319,26 @@ def write_sidecars(
 
 
 def _fallback(job: _Job, record: Record, message: str) -> SavedFile:
-    """Save with what core would have written, and keep the full record in the JSON sidecar."""
+    """Save with what core would have written, and keep the full record in the JSON sidecar.
+
+    Only when even the pixels cannot be written (a full disk) does the save fail, leaving nothing behind.
+    """
     logger.warning("provenance: %s; saving %s with ComfyUI core's metadata only", message, job.path.name)
     record.warn(short(message))
     payloads = Payloads(record=record, comfy=job.comfy if COMFYUI in job.options.targets else [])
-    sidecars = []
+    publication = files.Publication(job.path)
     try:
-        target = sidecar.path_for(job.path, "sidecar:json")
-        sidecar.write_atomic(target, sidecar.record_bytes(record))
-        sidecars.append(target)
+        publication.add_sidecar(sidecar.path_for(job.path, "sidecar:json"), sidecar.record_bytes(record))
     except Exception as err:
         logger.warning("provenance: the fallback JSON sidecar failed too: %s", err)
     try:
-        sidecar.replace_with(job.path, lambda fp: job.fmt.encode_core(job.pil, payloads, job.options, fp))
+        publication.stage_image(lambda fp: job.fmt.encode_core(job.pil, payloads, job.options, fp))
     except Exception as err:
         logger.warning("provenance: core metadata failed too (%s); saving pixels only", err)
-        sidecar.replace_with(job.path, job.pixels_only)
+        try:
+            publication.stage_image(job.pixels_only)
+        except BaseException:
+            publication.abandon()
+            raise
+    sidecars = publication.publish()
     return SavedFile(path=job.path, subfolder=job.subfolder, record=record, sidecars=sidecars)

@@ -513,14 +513,15 @@ WAN = Path("videos") / "image_to_video_wan-1.webp"
 
 @pytest.fixture
 def mixed(tmp_path: Path) -> Path:
-    """A folder as a user has it: core files, a sub-folder, a sidecar-looking file, a non-image."""
+    """A folder as a user has it: a file already stamped (with its JSON sidecar), core files, a
+    sub-folder, a non-image."""
     folder = tmp_path / "outputs"
     (folder / "videos").mkdir(parents=True)
     core_png(folder / "ComfyUI_00001_.png", "default")
+    assert convert_file(folder / "ComfyUI_00001_.png", targets=DEFAULT_TARGETS | {"sidecar_json"}).status == CONVERTED
     core_png(folder / "ComfyUI_00002_.png", "lora")
     corpus_copy(folder / "videos", "image_to_video_wan-1.webp")
     (folder / "notes.txt").write_text("not an image")
-    (folder / "ComfyUI_00001_.png.json").write_text("{}")
     Image.fromarray(pixels()).save(folder / "plain.png")
     return folder
 
@@ -567,6 +568,13 @@ def test_in_place_then_idempotent(mixed: Path, capsys: pytest.CaptureFixture[str
     assert code == 0 and stdout.splitlines()[-1] == "0 converted, 4 skipped, 0 failed (4 files)"
     assert stdout.count("already stamped") == 3  # and plain.png: no ComfyUI metadata
     assert tree(mixed) == stamped
+
+
+def test_a_stray_sidecar_does_not_make_a_file_stamped(tmp_path: Path) -> None:
+    source = core_png(tmp_path / "ComfyUI_00001_.png", "default")
+    (tmp_path / "ComfyUI_00001_.png.json").write_text('{"schema": "comfyui-provenance/1"}')
+    assert convert(source).status == CONVERTED  # only the image itself says it is stamped
+    assert convert(source).status == SKIPPED
 
 
 def test_force_restamps_our_own_file(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from ..budget import Budget
 from ..record import Placement, Record
 
 # Targets a user can switch on and off, each a different audience.
@@ -110,7 +111,9 @@ class Format(Protocol):
 
     def sniff(self, head: bytes) -> bool: ...
 
-    def read(self, fp: BinaryIO) -> Embedded: ...
+    def read(self, fp: BinaryIO, budget: Budget) -> Embedded:
+        """What the file embeds, raw; every size checked against the file and the budget first."""
+        ...
 
 
 FORMATS: dict[str, Format] = {}

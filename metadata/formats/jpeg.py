@@ -15,8 +15,9 @@ import struct
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from ..budget import Budget
 from ..errors import ReadError
-from ..limits import JPEG_EXIF_TIFF_MAX, JPEG_SEGMENT_PAYLOAD_MAX, JPEG_XMP_PACKET_MAX, READ_CHUNK_MAX
+from ..limits import JPEG_EXIF_TIFF_MAX, JPEG_SEGMENT_PAYLOAD_MAX, JPEG_XMP_PACKET_MAX
 from . import exif, xmp
 from .base import A1111, COMFYUI, GRAPH_KEYS, RECORD, XMP, Embedded, Payloads, Plan, embedded_record_json, register
 
@@ -26,6 +27,8 @@ EXIF_HEADER = b"Exif\x00\x00"
 SIDECAR_NOTE = "sidecar:json"
 # XMP text fields shrink until the packet fits; the record keeps the full text.
 XMP_TEXT_STEPS = (8 * 1024, 2 * 1024, 256)
+# Markers may be preceded by any number of 0xFF fill bytes; no real file has more than a few.
+FILL_MAX = 64 * 1024
 
 
 def exif_content(payloads: Payloads, plan: Plan) -> exif.ExifContent:
@@ -178,17 +181,33 @@ class JpegFormat:
     def sniff(self, head: bytes) -> bool:
         return head.startswith(b"\xff\xd8\xff")
 
-    def read(self, fp: BinaryIO) -> Embedded:
+    def read(self, fp: BinaryIO, budget: Budget) -> Embedded:
+        """The first EXIF and XMP APP1 segments and the frame size; other segments are skipped unread."""
         found = Embedded(format=self.name)
-        for marker, data in _segments(fp):
-            if marker == 0xE1 and data.startswith(EXIF_HEADER):
-                content = exif.parse(data[len(EXIF_HEADER) :])
-                found.infotext = content.user_comment
-                found.comfy.update(content.comfy)
-            elif marker == 0xE1 and data.startswith(XMP_NAMESPACE):
-                found.xmp = data[len(XMP_NAMESPACE) :]
-            elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(data) >= 5:
+        exif_seen = False
+        for marker, length in _headers(fp, budget):
+            if marker == 0xE1 and not (exif_seen and found.xmp is not None):
+                head = fp.read(min(length, len(XMP_NAMESPACE)))
+                rest = length - len(head)
+                if head.startswith(EXIF_HEADER) and not exif_seen:
+                    budget.load(length, "JPEG EXIF segment")
+                    data = head + fp.read(rest)
+                    content = exif.parse(data[len(EXIF_HEADER) :], budget)
+                    found.infotext = content.user_comment
+                    found.comfy.update(content.comfy)
+                    exif_seen = True
+                    continue
+                if head == XMP_NAMESPACE and found.xmp is None:
+                    budget.load(rest, "JPEG XMP segment")
+                    found.xmp = fp.read(rest)
+                    continue
+                fp.seek(rest, 1)
+            elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and length >= 5:
+                data = fp.read(5)
                 found.height, found.width = struct.unpack(">HH", data[1:5])
+                fp.seek(length - 5, 1)
+            else:
+                fp.seek(length, 1)
         return found
 
 
@@ -199,10 +218,26 @@ def _segment(marker: int, data: bytes) -> bytes:
 
 
 def _segments(fp: BinaryIO, *, scan: bool = False) -> Iterator[tuple[int, bytes]]:
-    """Yield (marker, payload) for each header segment up to the scan; no pixel decoding.
+    """Yield (marker, payload) for each header segment up to the scan, for restamping a file `read`
+    accepted. With `scan`, the start of scan itself comes last as (0xDA, b""), the file positioned
+    just after its marker, once the file was checked to end with EOI."""
+    budget = Budget(metadata_max=1 << 62)  # the segment sizes were checked against the file by read()
+    for marker, length in _headers(fp, budget, scan=scan):
+        if marker == 0xDA:
+            yield marker, b""
+            return
+        data = fp.read(length)
+        if len(data) < length:
+            raise ReadError(f"JPEG is truncated inside segment 0x{marker:02X}")
+        yield marker, data
 
-    With `scan`, the start of scan itself comes last as (0xDA, b""), the file positioned just after
-    its marker, once the file was checked to end with EOI."""
+
+def _headers(fp: BinaryIO, budget: Budget, *, scan: bool = False) -> Iterator[tuple[int, int]]:
+    """(marker, payload length) of each header segment up to the scan, the file positioned at its
+    payload; the caller reads or skips exactly that many bytes. No pixel decoding; every length is
+    checked against the file's real size first. With `scan`, (0xDA, 0) comes last as in _segments."""
+    end = fp.seek(0, 2)
+    fp.seek(0)
     if fp.read(2) != b"\xff\xd8":
         raise ReadError("not a JPEG file (no SOI marker)")
     while True:
@@ -211,17 +246,22 @@ def _segments(fp: BinaryIO, *, scan: bool = False) -> Iterator[tuple[int, bytes]
             raise ReadError("JPEG is truncated before its image data")
         if byte != b"\xff":
             raise ReadError("JPEG is damaged: a segment does not start with a marker")
+        fill = 0
         while byte == b"\xff":
             byte = fp.read(1)
+            fill += 1
+            if fill > FILL_MAX:
+                raise ReadError("JPEG is damaged: a run of fill bytes where a marker belongs")
         if not byte:
             raise ReadError("JPEG is truncated before its image data")
         marker = byte[0]
+        budget.chunk("JPEG segment")
         if marker == 0xDA:  # start of scan: metadata ends here, but the file must too
             start = fp.tell()
             _require_eoi(fp)
             if scan:
                 fp.seek(start)
-                yield marker, b""
+                yield marker, 0
             return
         if marker == 0xD9:
             return
@@ -231,12 +271,14 @@ def _segments(fp: BinaryIO, *, scan: bool = False) -> Iterator[tuple[int, bytes]
         if len(size) < 2:
             raise ReadError("JPEG is truncated inside a segment header")
         length = struct.unpack(">H", size)[0] - 2
-        if length < 0 or length > READ_CHUNK_MAX:
+        if length < 0:
             raise ReadError(f"JPEG segment 0x{marker:02X} has an impossible length")
-        data = fp.read(length)
-        if len(data) < length:
+        payload = fp.tell()
+        if payload + length > end:
             raise ReadError(f"JPEG is truncated inside segment 0x{marker:02X}")
-        yield marker, data
+        yield marker, length
+        if fp.tell() != payload + length:
+            fp.seek(payload + length)
 
 
 def _require_eoi(fp: BinaryIO) -> None:

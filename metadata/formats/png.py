@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 from PIL import PngImagePlugin
 
+from ..budget import Budget, BudgetExceeded
 from ..errors import ReadError
 from ..limits import (
     PNG_COMPRESSED_TEXT_MAX,
@@ -137,21 +138,34 @@ class PngFormat:
     def sniff(self, head: bytes) -> bool:
         return head.startswith(SIGNATURE)
 
-    def read(self, fp: BinaryIO) -> Embedded:
+    def read(self, fp: BinaryIO, budget: Budget) -> Embedded:
+        """The text chunks we use (the first of each keyword); every chunk but image data is CRC-checked,
+        and only the text chunks we use are inflated."""
         found = Embedded(format=self.name)
-        for ctype, data in _chunks(fp):
+        wanted = {RECORD_KEY, PARAMETERS_KEY, XMP_KEY, *GRAPH_KEYS}
+        seen: set[str] = set()
+        for ctype, length in _headers(fp, budget):
+            if ctype in (b"IDAT", b"fdAT"):
+                fp.seek(length + 4, 1)
+                continue
+            data = _checked(fp, ctype, length, budget)
             if ctype == b"IHDR" and len(data) >= 8:
                 found.width, found.height = struct.unpack(">II", data[:8])
-            elif ctype in (b"tEXt", b"zTXt", b"iTXt"):
-                key, text = _decode_text(ctype, data)
-                if key == RECORD_KEY:
-                    found.record_json = text
-                elif key == PARAMETERS_KEY:
-                    found.infotext = text
-                elif key == XMP_KEY:
-                    found.xmp = text.encode("utf-8")
-                elif key in ("prompt", "workflow"):
-                    found.comfy[key] = text
+            if ctype not in (b"tEXt", b"zTXt", b"iTXt"):
+                continue
+            key = data.partition(b"\x00")[0].decode("latin-1")
+            if key not in wanted or key in seen:
+                continue
+            seen.add(key)
+            _, text = _decode_text(ctype, data, budget)
+            if key == RECORD_KEY:
+                found.record_json = text
+            elif key == PARAMETERS_KEY:
+                found.infotext = text
+            elif key == XMP_KEY:
+                found.xmp = text.encode("utf-8")
+            else:
+                found.comfy[key] = text
         return found
 
 
@@ -198,16 +212,10 @@ def _chunk(ctype: bytes, data: bytes, crc: bytes | None = None) -> bytes:
 
 
 def _walk(fp: BinaryIO, *, image_data: bool) -> Iterator[tuple[bytes, bytes, bytes]]:
-    """(type, data, crc) of every chunk through IEND; image data is skipped unread (b"") unless asked for."""
-    if fp.read(8) != SIGNATURE:
-        raise ReadError("not a PNG file (bad signature)")
-    while True:
-        header = fp.read(8)
-        if len(header) < 8:
-            raise ReadError("PNG is truncated: no IEND chunk")
-        length, ctype = struct.unpack(">I4s", header)
-        if length > READ_CHUNK_MAX:
-            raise ReadError(f"PNG chunk {ctype!r} claims {length:,} bytes, over the {READ_CHUNK_MAX:,}-byte limit")
+    """(type, data, crc) of every chunk through IEND, for restamping a file `read` already accepted;
+    image data is skipped unread (b"") unless asked for."""
+    budget = Budget(metadata_max=1 << 62)  # the chunk sizes were checked against the file by read()
+    for ctype, length in _headers(fp, budget):
         if ctype in (b"IDAT", b"fdAT") and not image_data:
             fp.seek(length + 4, 1)
             yield ctype, b"", b""
@@ -217,34 +225,65 @@ def _walk(fp: BinaryIO, *, image_data: bool) -> Iterator[tuple[bytes, bytes, byt
         if len(data) < length or len(crc) < 4:
             raise ReadError(f"PNG is truncated inside chunk {ctype!r}")
         yield ctype, data, crc
+    yield b"IEND", b"", struct.pack(">I", zlib.crc32(b"IEND"))
+
+
+def _headers(fp: BinaryIO, budget: Budget) -> Iterator[tuple[bytes, int]]:
+    """(type, length) of each chunk before IEND, the file positioned at its data; the caller reads or
+    skips exactly `length + 4` bytes. Every length is checked against the file's real size first."""
+    end = fp.seek(0, 2)
+    fp.seek(0)
+    if fp.read(8) != SIGNATURE:
+        raise ReadError("not a PNG file (bad signature)")
+    pos = 8
+    while True:
+        header = fp.read(8)
+        if len(header) < 8:
+            raise ReadError("PNG is truncated: no IEND chunk")
+        length, ctype = struct.unpack(">I4s", header)
+        budget.chunk("PNG chunk")
+        if length > READ_CHUNK_MAX:
+            raise ReadError(f"PNG chunk {ctype!r} claims {length:,} bytes, over the {READ_CHUNK_MAX:,}-byte limit")
+        if pos + 12 + length > end:
+            raise ReadError(
+                f"PNG chunk {ctype!r} claims {length:,} bytes, past the end of the file (truncated or damaged)"
+            )
         if ctype == b"IEND":
             return
+        yield ctype, length
+        pos += 12 + length
+        if fp.tell() != pos:
+            fp.seek(pos)
 
 
-def _chunks(fp: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
-    """Yield (type, data) for every CRC-checked chunk but image data and IEND."""
-    for ctype, data, crc in _walk(fp, image_data=False):
-        if ctype in (b"IDAT", b"fdAT", b"IEND"):
-            continue
-        if struct.unpack(">I", crc)[0] != zlib.crc32(ctype + data):
-            raise ReadError(f"PNG chunk {ctype!r} fails its CRC check (file damaged)")
-        yield ctype, data
+def _checked(fp: BinaryIO, ctype: bytes, length: int, budget: Budget) -> bytes:
+    """A chunk's data, CRC-checked; charged to the budget before it is read."""
+    budget.load(length, f"PNG chunk {ctype.decode('latin-1')!r}")
+    data = fp.read(length)
+    crc = fp.read(4)
+    if struct.unpack(">I", crc)[0] != zlib.crc32(data, zlib.crc32(ctype)):
+        raise ReadError(f"PNG chunk {ctype!r} fails its CRC check (file damaged)")
+    return data
 
 
-def _inflate(data: bytes, what: str) -> bytes:
+def _inflate(data: bytes, what: str, budget: Budget) -> bytes:
+    """Inflate within the per-chunk cap and what is left of the file's total."""
+    room = min(READ_DECOMPRESS_MAX, budget.inflate_room())
     inflater = zlib.decompressobj()
     try:
-        out = inflater.decompress(data, READ_DECOMPRESS_MAX)
+        out = inflater.decompress(data, room)
     except zlib.error as err:
         raise ReadError(f"PNG text chunk {what!r} is not valid zlib data: {err}") from err
     if inflater.unconsumed_tail:
-        raise ReadError(
-            f"PNG text chunk {what!r} inflates beyond {READ_DECOMPRESS_MAX:,} bytes (decompression bomb refused)"
+        limit = "its own" if room == READ_DECOMPRESS_MAX else "the whole file's"
+        raise BudgetExceeded(
+            f"PNG text chunk {what!r} inflates beyond {limit} {room:,}-byte limit (decompression bomb refused)"
         )
+    budget.inflated_by(len(out))
     return out
 
 
-def _decode_text(ctype: bytes, data: bytes) -> tuple[str, str]:
+def _decode_text(ctype: bytes, data: bytes, budget: Budget) -> tuple[str, str]:
     key_bytes, sep, rest = data.partition(b"\x00")
     if not sep:
         raise ReadError(f"PNG {ctype.decode()} chunk has no keyword separator")
@@ -252,13 +291,13 @@ def _decode_text(ctype: bytes, data: bytes) -> tuple[str, str]:
     if ctype == b"tEXt":
         return key, rest.decode("latin-1")
     if ctype == b"zTXt":
-        return key, _inflate(rest[1:], key).decode("latin-1")
+        return key, _inflate(rest[1:], key, budget).decode("latin-1")
     if len(rest) < 2:
         raise ReadError(f"PNG iTXt chunk {key!r} is truncated")
     compressed, rest = rest[0], rest[2:]
     _lang, _, rest = rest.partition(b"\x00")
     _tkey, _, text = rest.partition(b"\x00")
-    raw = _inflate(text, key) if compressed else text
+    raw = _inflate(text, key, budget) if compressed else text
     return key, raw.decode("utf-8", errors="replace")
 
 

@@ -14,8 +14,9 @@ import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from ..budget import Budget
 from ..errors import ReadError
-from ..limits import READ_CHUNK_MAX, WEBP_CHUNK_MAX
+from ..limits import WEBP_CHUNK_MAX
 from . import exif
 from .base import A1111, RECORD, XMP, Embedded, Payloads, Plan, register
 from .jpeg import plan_exif, planned_metadata
@@ -100,7 +101,8 @@ class WebpFormat:
     def sniff(self, head: bytes) -> bool:
         return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
-    def read(self, fp: BinaryIO) -> Embedded:
+    def read(self, fp: BinaryIO, budget: Budget) -> Embedded:
+        """The first EXIF and XMP chunks and the canvas size; image data is skipped unread."""
         found = Embedded(format=self.name)
         head = fp.read(12)
         if len(head) < 12 or not self.sniff(head):
@@ -109,38 +111,42 @@ class WebpFormat:
         end = fp.seek(0, 2)
         if riff_end > end:
             raise ReadError(f"WEBP is truncated: {end:,} of the {riff_end:,} bytes it announces")
-        fp.seek(12)
-        extended = False
-        while True:
+        pos, extended, exif_seen = 12, False, False
+        while pos + 8 <= riff_end:
+            fp.seek(pos)
             header = fp.read(8)
-            if len(header) < 8:
-                if fp.tell() < riff_end:
-                    raise ReadError(f"WEBP is truncated: {fp.tell():,} of the {riff_end:,} bytes it announces")
-                return found
             fourcc, size = header[:4], struct.unpack("<I", header[4:])[0]
-            if size > READ_CHUNK_MAX:
-                raise ReadError(f"WEBP chunk {fourcc!r} claims {size:,} bytes, over the read limit")
-            if fourcc not in (b"EXIF", b"XMP ", b"VP8X", b"VP8 ", b"VP8L"):
-                fp.seek(size + (size & 1), 1)
-                continue
-            data = fp.read(size + (size & 1))[:size]
-            if len(data) < size:
-                raise ReadError(f"WEBP is truncated inside chunk {fourcc!r}")
-            if fourcc == b"EXIF":
-                content = exif.parse(data)
+            budget.chunk("WEBP chunk")
+            if pos + 8 + size > riff_end:
+                raise ReadError(
+                    f"WEBP chunk {fourcc!r} claims {size:,} bytes, past the end of the file (truncated or damaged)"
+                )
+            pos += 8 + size + (size & 1)
+            if fourcc == b"EXIF" and not exif_seen:
+                budget.load(size, "WEBP EXIF chunk")
+                content = exif.parse(fp.read(size), budget)
                 found.infotext = content.user_comment
                 found.comfy.update(content.comfy)
-            elif fourcc == b"XMP ":
-                found.xmp = data
-            elif fourcc == b"VP8X" and len(data) >= 10:
-                found.width = 1 + int.from_bytes(data[4:7], "little")
-                found.height = 1 + int.from_bytes(data[7:10], "little")
-                found.alpha = bool(data[0] & FLAG_ALPHA)
-            elif fourcc in (b"VP8 ", b"VP8L") and found.width is None:
-                found.width, found.height, found.alpha = _bitstream_info(fourcc, data) or (None, None, False)
-            if fourcc in (b"VP8 ", b"VP8L") and not extended:
-                return found  # a simple WEBP is its bitstream alone: no metadata chunks
+                exif_seen = True
+            elif fourcc == b"XMP " and found.xmp is None:
+                budget.load(size, "WEBP XMP chunk")
+                found.xmp = fp.read(size)
+            elif fourcc == b"VP8X":
+                data = fp.read(min(size, 10))
+                if len(data) >= 10:
+                    found.width = 1 + int.from_bytes(data[4:7], "little")
+                    found.height = 1 + int.from_bytes(data[7:10], "little")
+                    found.alpha = bool(data[0] & FLAG_ALPHA)
+            elif fourcc in (b"VP8 ", b"VP8L"):
+                if found.width is None:
+                    info = _bitstream_info(fourcc, fp.read(min(size, 10)))
+                    found.width, found.height, found.alpha = info or (None, None, False)
+                if not extended:
+                    return found  # a simple WEBP is its bitstream alone: no metadata chunks
             extended = extended or fourcc == b"VP8X"
+        if pos < riff_end:
+            raise ReadError(f"WEBP is truncated: a chunk header is cut at byte {pos:,}")
+        return found
 
 
 @dataclass

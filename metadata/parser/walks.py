@@ -164,8 +164,36 @@ class Walker:
         return TextFound(text, node.id if node is not None else None, node, via)
 
     def _find(self, link: Link | None, polarity: str, seen: set[Link], via: Path) -> Found:
-        """Breadth-first: of the branches behind an unknown node, the nearest prompt wins."""
-        queue: deque[tuple[Link, Path]] = deque([(link, via)] if link else [])
+        """The prompt behind `link`; a combine node's inputs are searched in turn and their texts joined.
+
+        Iterative: combine nodes nested to any depth (a chain of 10,000 ConditioningCombine) wait
+        on an explicit stack, never on Python's.
+        """
+        stack: list[_Combine] = []
+        found: Found | None = None
+        search: tuple[Link, Path] | None = (link, via) if link else None
+        while True:
+            if search is not None:
+                outcome = self._search(search[0], polarity, seen, search[1])
+                search = None
+                if isinstance(outcome, _Combine):
+                    stack.append(outcome)
+                else:
+                    found = outcome
+            if not stack:
+                return found if found is not None else (None, None, None)
+            frame = stack[-1]
+            if found is not None:
+                frame.take(found)
+                found = None
+            search = frame.next_link()
+            if search is None:
+                stack.pop()
+                found = frame.result(self.values)
+
+    def _search(self, link: Link, polarity: str, seen: set[Link], via: Path) -> Found | _Combine:
+        """Breadth-first: of the branches behind an unknown node, the nearest prompt (or combine) wins."""
+        queue: deque[tuple[Link, Path]] = deque([(link, via)])
         get, rule_of = self.graph.get, self.values.rule
         steps = 0
         while queue and steps < MAX_STEPS:
@@ -185,7 +213,7 @@ class Walker:
                 value = self.values.field(node, spec) if spec else None
                 return (value if isinstance(value, str) else None), node, path
             if rule.combine is not None:
-                return self._combined(node, rule, polarity, seen, (node, out, path))
+                return _Combine(node, rule, (node, out, path))
             outputs = rule.outputs
             if rule.role == "switch":
                 resolved, name = self._switch_choice(node, rule)
@@ -202,21 +230,35 @@ class Walker:
                 queue.append(((str(value[0]), value[1]), (node, out, path)))
         return None, None, None
 
-    def _combined(self, node: Node, rule: NodeRule, polarity: str, seen: set[Link], path: Path) -> Found:
+
+class _Combine:
+    """A combine node whose inputs' prompts are being found, one input after another."""
+
+    def __init__(self, node: Node, rule: NodeRule, path: Path) -> None:
         spec = rule.combine
         assert spec is not None
+        self.node, self.spec, self.path = node, spec, path
         names = spec.inputs or tuple(n for n in node.inputs if spec.pattern and spec.pattern.match(n))
-        texts: list[str] = []
-        first: Found = (None, None, path)
-        for name in names:
-            value = node.inputs.get(name)
+        self.names = iter(names)
+        self.texts: list[str] = []
+        self.first: Found = (None, None, path)
+
+    def next_link(self) -> tuple[Link, Path] | None:
+        for name in self.names:
+            value = self.node.inputs.get(name)
             if type(value) is list and len(value) == 2 and type(value[1]) is int:
-                found = self._find((str(value[0]), value[1]), polarity, seen, path)
-                if found[0] is not None:
-                    texts.append(found[0])
-                    first = found if first[1] is None else first
-        separator = self.values.field(node, spec.separator_field) if spec.separator_field else spec.separator
-        return (str(separator).join(texts) if texts else None), first[1], first[2]
+                return (str(value[0]), value[1]), self.path
+        return None
+
+    def take(self, found: Found) -> None:
+        if found[0] is not None:
+            self.texts.append(found[0])
+            self.first = found if self.first[1] is None else self.first
+
+    def result(self, values: Values) -> Found:
+        spec = self.spec
+        separator = values.field(self.node, spec.separator_field) if spec.separator_field else spec.separator
+        return (str(separator).join(self.texts) if self.texts else None), self.first[1], self.first[2]
 
 
 def merge_fields(values: Values, into: dict[str, Any], sources: dict[str, str], node: Node, output: int) -> None:
