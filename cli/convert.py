@@ -1,7 +1,8 @@
 """`provenance convert PATH...`: stamp files ComfyUI core wrote with the full metadata, pixels untouched.
 
-Folders are walked for .png/.jpg/.jpeg/.webp. Each file is converted into a temporary file that
-replaces the original (--in-place) or lands in --out DIR under the same name only once complete.
+Folders are walked for .png/.jpg/.jpeg/.webp (dot-files and hidden folders left out). Each file
+is converted into a temporary file that replaces the original (--in-place) or lands in --out DIR
+under the same name only once complete.
 A progress bar goes to stderr when it is a terminal (or with --progress); the summary, one line
 per file (status, reason, notes) and the counts, goes to stdout. Exit status 1 when any file failed.
 """
@@ -9,19 +10,17 @@ per file (status, reason, notes) and the counts, goes to stdout. Exit status 1 w
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
 from .. import __version__
 from ..metadata.convert import CONVERTED, FAILED, SKIPPED, Outcome, convert_file
-from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS
 from . import models
+from .files import walk
+from .options import add_targets, parse_targets
 
-WALKED_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 BAR_WIDTH = 28
 REDRAW_SECONDS = 0.1
 
@@ -31,31 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", metavar="DIR", type=Path, help="write the converted files here, keeping their names")
     where.add_argument("--in-place", action="store_true", help="replace each file once its converted copy is complete")
-    parser.add_argument(
-        "--targets",
-        default=",".join(t for t in TARGETS if t in DEFAULT_TARGETS),
-        help="comma-separated targets to write (default: %(default)s; allowed: "
-        f"{', '.join(TARGETS)}); ComfyUI's own prompt/workflow are always kept",
-    )
+    add_targets(parser, "; ComfyUI's own prompt/workflow are always kept")
     parser.add_argument("--force", action="store_true", help="convert files that already carry a provenance record")
     parser.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is no terminal")
     models.add_arguments(parser)
-
-
-def collect(paths: list[str], out: Path | None) -> Iterator[tuple[Path, Path]]:
-    """(file, name under --out) for each argument; folders walked in name order, --out itself left out."""
-    skip = out.resolve() if out is not None else None
-    for arg in paths:
-        root = Path(arg)
-        if not root.is_dir():
-            yield root, Path(root.name)
-            continue
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if (Path(folder) / d).resolve() != skip)
-            for name in sorted(files):
-                if name.lower().endswith(WALKED_SUFFIXES) and not name.startswith("."):
-                    path = Path(folder) / name
-                    yield path, path.relative_to(root)
 
 
 class Progress:
@@ -86,13 +64,9 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    targets = frozenset(t.strip() for t in args.targets.split(",") if t.strip())
-    unknown = targets - set(TARGETS)
-    if unknown:
-        print(f"provenance convert: unknown targets {sorted(unknown)}; allowed: {', '.join(TARGETS)}", file=sys.stderr)
-        return 2
+    targets = parse_targets(args.targets)
     out: Path | None = args.out
-    jobs = list(collect(args.paths, out))
+    jobs = list(walk(args.paths, out.resolve() if out is not None else None))
     progress = Progress(len(jobs), sys.stderr, args.progress or sys.stderr.isatty())
     hasher = models.hasher_from(args)
     outcomes: list[Outcome] = []

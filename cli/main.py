@@ -1,41 +1,95 @@
-"""`provenance`: read, inspect and demo provenance metadata, with no ComfyUI needed."""
+"""`provenance`: read, inspect and demo provenance metadata, with no ComfyUI needed.
+
+Scriptable: results go to stdout, every complaint to stderr as one line (`PATH: why` for a
+file, `provenance: why` otherwise), never a traceback (-v logs one for an unforeseen error).
+Exit status: 0 done, 1 something failed, 2 a usage error, 130 interrupted, 141 stdout closed
+early (`| head`), quietly. Bare `provenance` prints this help and exits 0: with nothing to do
+there is nothing that failed, and a script never calls it bare. -v and --version work before
+or after the subcommand.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 
 from . import convert, demo, parse, read, rules
+from .errors import CliError, report
+from .options import global_flags, verbose
 
-# Each subcommand module offers add_arguments(parser) and run(args) -> exit code.
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
-    "read": ("print the record a PNG/JPEG/WEBP carries", read.add_arguments, read.run),
-    "parse": ("print the record a ComfyUI API prompt describes, with no image", parse.add_arguments, parse.run),
-    "demo": ("save the bundled examples as PNG, JPEG and WEBP and read them back", demo.add_arguments, demo.run),
-    "convert": (
-        "stamp files ComfyUI core wrote with the full metadata, pixels untouched",
-        convert.add_arguments,
-        convert.run,
-    ),
-    "rules": ("check capture-rules files and list the rules in use", rules.add_arguments, rules.run),
+logger = logging.getLogger(__name__)
+
+PACK_LOGGER = __package__.rsplit(".", 1)[0]
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell shows for a tool a closed pipe stopped
+INTERRUPTED = 130  # 128 + SIGINT
+
+# Each subcommand module offers add_arguments(parser) and run(args) -> exit code; its docstring
+# is the subcommand's --help description.
+COMMANDS: dict[str, tuple[str, ModuleType]] = {
+    "read": ("print the record PNG/JPEG/WEBP files carry (folders walked)", read),
+    "parse": ("print the record a ComfyUI API prompt or image's graph describes", parse),
+    "demo": ("save the bundled examples as PNG, JPEG and WEBP and read them back", demo),
+    "convert": ("stamp files ComfyUI core wrote with the full metadata, pixels untouched", convert),
+    "rules": ("check capture-rules files and list the rules in use", rules),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="provenance", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, add_arguments, _) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    flags = global_flags()
+    style = argparse.RawDescriptionHelpFormatter  # the docstrings' line breaks are meant
+    parser = argparse.ArgumentParser(prog="provenance", description=__doc__, parents=[flags], formatter_class=style)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, module) in COMMANDS.items():
+        add_arguments: Callable[[argparse.ArgumentParser], None] = module.add_arguments
+        add_arguments(
+            sub.add_parser(name, help=help_text, description=module.__doc__, parents=[flags], formatter_class=style)
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    return COMMANDS[args.command][2](args)
+    try:
+        status = dispatch(argv)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+    except BrokenPipeError:
+        quiet_stdout()
+        return BROKEN_PIPE
+    except KeyboardInterrupt:
+        print("provenance: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as err:  # no traceback for any input: one line, the traceback under -v
+        report(err)
+        return err.status if isinstance(err, CliError) else 1
+    return status
+
+
+def dispatch(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version or a usage error: argparse has said what it had to
+        return done.code if isinstance(done.code, int) else 2
+    if args.command is None:
+        parser.print_help()
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # -v opens the pack's own logs only: Pillow's debug logging would drown them.
+    logging.getLogger(PACK_LOGGER).setLevel(logging.DEBUG if verbose(args) else logging.NOTSET)
+    status: int = COMMANDS[args.command][1].run(args)
+    return status
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at interpreter exit does not complain about the pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass  # stdout is no real file (captured in tests): nothing will flush to the closed pipe
 
 
 if __name__ == "__main__":

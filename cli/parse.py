@@ -1,4 +1,9 @@
-"""`provenance parse PROMPT.json`: the record for a graph, with no image and no ComfyUI."""
+"""`provenance parse INPUT`: the record a ComfyUI graph describes, with no ComfyUI.
+
+INPUT is an API-format prompt (or a /prompt request body) as JSON, or a PNG, JPEG or WEBP image
+that ComfyUI saved: its embedded prompt is parsed afresh, and its workflow kept unless --workflow
+names another. Which one it is is told by the content, not the file name.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +13,78 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..metadata.budget import Budget, loads
+from ..metadata.errors import ReadError
+from ..metadata.formats.base import sniffers
+from ..metadata.limits import READ_JSON_MAX
 from ..metadata.parser.parse import WorkflowParser
+from ..metadata.read import extract
 from ..metadata.save import hash_record
 from . import models
-from .read import summary
+from .errors import CliError, in_words
+from .summary import summary
+
+SNIFF_BYTES = 16  # what every format's sniff() needs, as metadata.read.extract reads it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompt", metavar="PROMPT.json", help="an API-format prompt (or a /prompt request body)")
+    parser.add_argument(
+        "prompt", metavar="INPUT", help="an API-format prompt JSON (or a /prompt request body), or a ComfyUI image"
+    )
     parser.add_argument("--workflow", metavar="UI.json", help="the UI workflow, kept in the record")
     parser.add_argument("--save-node", metavar="ID", help="the save node's id (default: every output)")
     parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
     models.add_arguments(parser)
 
 
-def _load(path: str, what: str) -> dict[str, Any]:
+def decode(text: str | bytes, path: str, what: str = "") -> dict[str, Any]:
+    """A JSON object from `text` within the readers' size and depth limits; `what` names the part of
+    the file it came from, if not all of it."""
+    if isinstance(text, bytes) and text.startswith(b"\xef\xbb\xbf"):
+        text = text[3:]  # a BOM from Windows editors is not a reason to refuse
+    if not text.strip():
+        raise CliError(f"{what}empty, not JSON", path=path)
     try:
-        data = json.loads(Path(path).read_text("utf-8"))
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"{path}: cannot read {what}: {err}") from err
+        data = loads(text, "JSON")
+    except ReadError as err:
+        message = str(err).removeprefix("JSON is ")
+        if isinstance(text, bytes) and "UTF-8" in message:
+            message = "not UTF-8 text, nor a PNG, JPEG or WEBP image"
+        raise CliError(f"{what}{message}", path=path) from err
     if not isinstance(data, dict):
-        raise SystemExit(f"{path}: {what} must be a JSON object")
+        raise CliError(f"{what}not a JSON object", path=path)
     return data
+
+
+def load_json(path: str) -> dict[str, Any]:
+    try:
+        raw = Budget(metadata_max=READ_JSON_MAX).read_file(Path(path), "the file")
+    except ReadError as err:
+        raise CliError(str(err).removeprefix("the file: "), path=path) from err
+    if raw is None:
+        raise CliError("cannot open: no such file or directory", path=path)
+    return decode(raw, path)
+
+
+def is_image(path: str) -> bool:
+    try:
+        with Path(path).open("rb") as fp:
+            head = fp.read(SNIFF_BYTES)
+    except OSError:
+        return False  # load_json() opens it again and says why it cannot
+    return any(fmt.sniff(head) for fmt in sniffers())
+
+
+def load_image(path: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(prompt, workflow) as ComfyUI embedded them in an image it saved."""
+    try:
+        comfy = extract(path).comfy
+    except ReadError as err:
+        raise CliError(in_words(err), path=path) from err
+    if "prompt" not in comfy:
+        raise CliError("carries no ComfyUI prompt (`provenance read` shows what it carries)", path=path)
+    workflow = decode(comfy["workflow"], path, "its ComfyUI workflow is ") if "workflow" in comfy else None
+    return decode(comfy["prompt"], path, "its ComfyUI prompt is "), workflow
 
 
 def api_prompt(data: dict[str, Any], path: str) -> dict[str, Any]:
@@ -37,17 +92,32 @@ def api_prompt(data: dict[str, Any], path: str) -> dict[str, Any]:
     if isinstance(data.get("prompt"), dict):
         data = data["prompt"]
     if "nodes" in data and "links" in data:
-        raise SystemExit(
-            f"{path}: this is a UI workflow; export it with 'Export (API)' in ComfyUI, or pass it with --workflow"
+        raise CliError(
+            "this is a UI workflow; export it with 'Export (API)' in ComfyUI, or pass it with --workflow", path=path
         )
     if not all(isinstance(v, dict) and "class_type" in v for v in data.values()):
-        raise SystemExit(f"{path}: not an API prompt (expected {{node_id: {{class_type, inputs}}}})")
+        raise CliError("not an API prompt (expected {node_id: {class_type, inputs}})", path=path)
     return data
 
 
+def refuse_special(path: str) -> None:
+    """A folder, FIFO or device is refused up front: opening one would fail late, block or never end."""
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        raise CliError("a folder" if target.is_dir() else "not a regular file (a device, pipe or socket)", path=path)
+
+
 def run(args: argparse.Namespace) -> int:
-    prompt = api_prompt(_load(args.prompt, "the prompt"), args.prompt)
-    workflow = _load(args.workflow, "the workflow") if args.workflow else None
+    for path in (args.prompt, args.workflow):
+        if path:
+            refuse_special(path)
+    if is_image(args.prompt):
+        data, workflow = load_image(args.prompt)
+    else:
+        data, workflow = load_json(args.prompt), None
+    prompt = api_prompt(data, args.prompt)
+    if args.workflow:
+        workflow = load_json(args.workflow)
     record = WorkflowParser().parse(prompt, args.save_node, workflow)
     hasher = models.hasher_from(args)
     if hasher is not None:

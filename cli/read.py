@@ -1,62 +1,88 @@
-"""`provenance read FILE...`: a readable summary, or the record as JSON."""
+"""`provenance read PATH...`: the record each image carries, as a summary, JSON or JSON lines.
+
+Folders are walked recursively in name order for .png/.jpg/.jpeg/.webp files; sidecars and
+dot-files are left out (a file named on the command line is always read).
+
+Output for scripts:
+  --json   one file: the record itself, one JSON object.
+           several files, or any folder: one JSON array of the records of the files that read.
+  --jsonl  one compact line per file that read: {"file": PATH, "record": {...}}.
+A file that does not read is named with the reason on stderr, never in the JSON, and the exit
+status is 1; the records of the others are still printed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import textwrap
+from pathlib import Path
+from typing import Any, TextIO
 
-from ..metadata.errors import ReadError
 from ..metadata.read import read
 from ..metadata.record import Record
+from .errors import report
+from .files import walk
+from .summary import summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE")
-    parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders to walk")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="print the record as JSON: one object for one file, an array for several files or a folder",
+    )
+    output.add_argument("--jsonl", action="store_true", help='print one line per file: {"file": PATH, "record": {...}}')
 
 
-def summary(record: Record) -> str:
-    gen, prov = record.generation, record.provenance
-    lines = [
-        f"  prompt    : {gen.positive!r}" if gen.positive is not None else "  prompt    : -",
-        f"  negative  : {gen.negative!r}" if gen.negative is not None else "  negative  : -",
-        f"  seed {gen.seed}  steps {gen.steps}  cfg {gen.cfg}  sampler {gen.sampler}/{gen.scheduler}"
-        f"  denoise {gen.denoise}  size {gen.width}x{gen.height}",
-    ]
-    for model in record.models:
-        strength = f"  strength {model.strength_model}/{model.strength_clip}" if model.role == "lora" else ""
-        hashes = f"  {model.hashes.get('autov2', '')}" if model.hashes else ""
-        lines.append(f"  {model.role:<10}: {model.name}{strength}{hashes}")
-    if len(record.passes) > 1:
-        for i, p in enumerate(record.passes):
-            lines.append(
-                f"  pass {i} (node {p.node_id}): {p.steps} steps {p.sampler}/{p.scheduler} denoise {p.denoise}"
-            )
-    made_by = " ".join(x for x in (prov.generator.name, prov.generator.version) if x)
-    when = f" at {prov.created}" if prov.created else ""
-    comfy = f" (ComfyUI {prov.comfyui_version})" if prov.comfyui_version else ""
-    lines.append(f"  captured  : {prov.capture_mode} by {made_by}{when}{comfy}")
-    graphs = [name for name in ("prompt", "workflow") if getattr(record, name)]
-    lines.append(f"  graphs    : {', '.join(graphs) or 'none'}")
-    for placement in prov.embedding:
-        reason = f" ({placement.reason})" if placement.reason else ""
-        lines.append(f"  embedded  : {placement.target} -> {placement.location} [{placement.status}]{reason}")
-    lines.extend(f"  warning   : {w}" for w in prov.warnings)
-    return "\n".join(lines)
+class JsonArray:
+    """A JSON array written item by item, so a big folder streams instead of waiting for the end."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.count = 0
+
+    def add(self, item: Any) -> None:
+        opening = "[\n" if self.count == 0 else ",\n"
+        self.stream.write(opening + textwrap.indent(json.dumps(item, indent=2, ensure_ascii=False), "  "))
+        self.count += 1
+
+    def close(self) -> None:
+        self.stream.write("\n]\n" if self.count else "[]\n")
 
 
 def run(args: argparse.Namespace) -> int:
-    status = 0
-    for path in args.files:
-        try:
-            record = read(path)
-        except ReadError as err:
-            print(f"{path}: {err}", file=sys.stderr)
-            status = 1
-            continue
-        if args.json:
-            print(json.dumps(record.to_dict(), indent=2, ensure_ascii=False))
-        else:
-            print(f"{path}\n{summary(record)}")
-    return status
+    single = len(args.paths) == 1 and not Path(args.paths[0]).is_dir()
+    array = JsonArray(sys.stdout) if args.json and not single else None
+    failed = False
+    for arg in args.paths:
+        found = 0
+        for path, _ in walk([arg]):
+            found += 1
+            try:
+                record = read(path)
+            except Exception as err:  # one bad file must not stop the others: say why and go on
+                report(err, path)
+                failed = True
+                continue
+            show(path, record, args, array)
+        if not found:
+            print(f"{arg}: no PNG, JPEG or WEBP files in this folder", file=sys.stderr)
+    if array is not None:
+        array.close()
+    return 1 if failed else 0
+
+
+def show(path: Path, record: Record, args: argparse.Namespace, array: JsonArray | None) -> None:
+    if array is not None:
+        array.add(record.to_dict())
+    elif args.json:
+        print(json.dumps(record.to_dict(), indent=2, ensure_ascii=False))
+    elif args.jsonl:
+        line = {"file": str(path), "record": record.to_dict()}
+        print(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+    else:
+        print(f"{path}\n{summary(record)}")

@@ -8,13 +8,19 @@ from pathlib import Path
 
 from ..metadata.parser.ruledata import load_file
 from ..metadata.parser.rules import ENV_RULES_DIR, RuleError, bundled, default_rules, user_rule_files, user_rules_dir
+from .options import global_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="rules_command", required=True)
-    check = sub.add_parser("check", help="validate rules files; every problem is named with its node class")
+    # Bare `provenance rules` shows this help, as bare `provenance` shows its own.
+    parser.set_defaults(show_help=parser.print_help)
+    sub = parser.add_subparsers(dest="rules_command", metavar="COMMAND")
+    flags = [global_flags()]
+    check = sub.add_parser(
+        "check", help="validate rules files; every problem is named with its node class", parents=flags
+    )
     check.add_argument("files", nargs="+", metavar="FILE")
-    listing = sub.add_parser("list", help="the rules in use: bundled, then the user's folder")
+    listing = sub.add_parser("list", help="the rules in use: bundled, then the user's folder", parents=flags)
     listing.add_argument("--class", dest="class_type", metavar="CLASS", help="show only this node class")
 
 
@@ -50,6 +56,9 @@ def listing(class_type: str | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rules_command is None:
+        args.show_help()
+        return 0
     if args.rules_command == "check":
         return check(args.files)
     return listing(args.class_type)

@@ -13,11 +13,10 @@ import json
 import os
 import re
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
-
-import numpy as np
 
 from .errors import ReadError
 from .limits import (
@@ -30,6 +29,9 @@ from .limits import (
 )
 
 READ_BLOCK = 1 << 20
+# Up to this recursion limit, the C JSON decoder's recursion guard stops a bomb long before the
+# C stack (even a 512 KiB thread stack) runs out; past it, JSON nesting is measured first.
+TRUSTED_RECURSION_LIMIT = 4000
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -131,31 +133,30 @@ def _reason(err: OSError) -> str:
 # -- JSON -------------------------------------------------------------------------------------------
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_STEP = np.zeros(256, dtype=np.int8)
-_STEP[[ord("["), ord("{")]] = 1
-_STEP[[ord("]"), ord("}")]] = -1
-_DEPTH_BLOCK = 1 << 22
+_PAIR = re.compile(r"[\[{][\]}]")
+_OPEN = re.compile(r"[\[{]")
 
 
-def depth(text: str) -> int:
-    """The deepest nesting of arrays and objects in JSON text, without decoding it (C-speed passes)."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text)).encode("ascii")
-    level, deepest = 0, 0
-    if not brackets:
-        return 0
-    for start in range(0, len(brackets), _DEPTH_BLOCK):
-        block = np.frombuffer(brackets, dtype=np.uint8, count=min(_DEPTH_BLOCK, len(brackets) - start), offset=start)
-        steps = _STEP[block]
-        running = np.cumsum(steps, dtype=np.int64) + level
-        deepest = max(deepest, int(running.max()))
-        level = int(running[-1])
-    return deepest
+def nesting(text: str, limit: int) -> int:
+    """How deep arrays and objects nest in JSON text, exactly up to `limit` and at least `limit + 1` past
+    it, measured without decoding: strings dropped, then the innermost bracket pairs removed once per
+    level, each pass a C-speed regex. Unmatched openers (a `[[[[` bomb) count as levels too."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    levels = 0
+    while brackets and levels <= limit:
+        reduced = _PAIR.sub("", brackets)
+        if len(reduced) == len(brackets):
+            break
+        brackets, levels = reduced, levels + 1
+    return levels + len(_OPEN.findall(brackets))
 
 
 def loads(text: str | bytes, what: str, *, max_size: int = READ_JSON_MAX, max_depth: int = READ_JSON_DEPTH_MAX) -> Any:
-    """JSON decoded only when it is at most `max_size` bytes and `max_depth` levels deep.
+    """JSON decoded only when it is at most `max_size` bytes, and refused (not crashed on) when too deep.
 
-    The depth is measured before decoding, so a `[[[[…` bomb never reaches the recursive decoder.
+    The C decoder guards its own recursion with Python's recursion limit, so a `[[[[…` bomb ends in
+    a RecursionError there, turned into a ReadError. Where the host raised that limit so far that
+    the guard no longer protects the C stack, the nesting is measured before decoding instead.
     """
     if len(text) > max_size:
         raise BudgetExceeded(f"{what} is {len(text):,} bytes of JSON, over the {max_size:,}-byte read limit")
@@ -164,17 +165,21 @@ def loads(text: str | bytes, what: str, *, max_size: int = READ_JSON_MAX, max_de
             text = text.decode("utf-8")
         except UnicodeDecodeError as err:
             raise ReadError(f"{what} is not UTF-8 text (byte {err.start:,})") from err
-    if text.count("[") + text.count("{") > max_depth and (nesting := depth(text)) > max_depth:
-        raise BudgetExceeded(f"{what} nests {nesting:,} levels deep, over the limit of {max_depth}")
+    if (
+        sys.getrecursionlimit() > TRUSTED_RECURSION_LIMIT
+        and text.count("[") + text.count("{") > max_depth
+        and nesting(text, max_depth) > max_depth
+    ):
+        raise BudgetExceeded(f"{what} nests deeper than {max_depth} levels (refused)")
     try:
         return json.loads(text)
-    except RecursionError as err:  # a recursion limit set below ours by the host
-        raise BudgetExceeded(f"{what} nests too deeply to decode") from err
+    except RecursionError as err:
+        raise BudgetExceeded(f"{what} nests too deeply to decode (refused)") from err
     except ValueError as err:
         raise ReadError(f"{what} is not valid JSON ({_where(err)})") from err
 
 
 def _where(err: ValueError) -> str:
     if isinstance(err, json.JSONDecodeError):
-        return f"{err.msg.lower()} at line {err.lineno}, column {err.colno}"
+        return f"line {err.lineno}, column {err.colno}"
     return str(err)

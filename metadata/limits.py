@@ -52,8 +52,9 @@ READ_EXIF_ENTRIES_MAX = 4_096
 # An XMP packet bigger than this is refused before parsing.
 READ_XMP_MAX = 64 * MIB
 # JSON documents (records, graphs, sidecars): decoded objects take about 5x their text, so a
-# document past this is refused, not decoded; and nesting is capped before the (recursive) decoder
-# runs. Real workflows nest about 10 levels deep.
+# document past this is refused, not decoded. Nesting is refused past Python's recursion limit by
+# the decoder itself, and past this depth by a scan where the host raised that limit (budget.py).
+# Real workflows nest about 10 levels deep.
 READ_JSON_MAX = PNG_TEXT_TOTAL_MAX
 READ_JSON_DEPTH_MAX = 128
 # A1111 infotext bigger than this is not parsed (real ones are a few KB; the record keeps long prompts).

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import __version__, compat
 from ..metadata.capture import SaveContext
-from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS
+from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS, parse_targets
 from ..metadata.hashing import hash_models, shared_cache
 from ..metadata.parser.rules import set_user_rules_dir
 from ..metadata.record import Model
@@ -50,16 +50,6 @@ TOOLTIPS = {
 def comfyui_hasher(models: list[Model]) -> None:
     """Hash the record's models where ComfyUI loads them, cached in ComfyUI's user directory."""
     hash_models(models, compat.model_locator(), shared_cache(compat.hash_cache_directory()))
-
-
-def parse_targets(value: str | Iterable[str]) -> frozenset[str]:
-    """Targets from a list or a comma-separated string; unknown names raise ValueError."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    chosen = frozenset(t.strip() for t in items if t and t.strip())
-    unknown = chosen - set(TARGETS)
-    if unknown:
-        raise ValueError(f"unknown targets {sorted(unknown)}; allowed: {', '.join(TARGETS)}")
-    return chosen
 
 
 def runtime_snapshot(prompt_id: str | None) -> dict[str, Any] | None:

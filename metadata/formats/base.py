@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -19,6 +20,18 @@ SIDECAR_XMP = "sidecar_xmp"  # <image>.xmp, the XMP packet
 SIDECAR_TXT = "sidecar_txt"  # <image>.txt, the infotext
 TARGETS = (A1111, COMFYUI, RECORD, XMP, SIDECAR_JSON, SIDECAR_XMP, SIDECAR_TXT)
 DEFAULT_TARGETS = frozenset({A1111, COMFYUI, RECORD, XMP})
+
+
+def parse_targets(value: str | Iterable[str]) -> frozenset[str]:
+    """Targets from a list or a comma-separated string; ValueError naming the allowed ones otherwise."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    chosen = frozenset(t.strip() for t in items if t and t.strip())
+    unknown = sorted(chosen - set(TARGETS))
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        raise ValueError(f"unknown target{plural} {', '.join(unknown)}; allowed: {', '.join(TARGETS)}")
+    return chosen
+
 
 # Record keys that may live elsewhere in the same file (ComfyUI's own chunks) or in the sidecar.
 GRAPH_KEYS = ("prompt", "workflow")

@@ -1,0 +1,48 @@
+"""Options several subcommands share: the global flags and --targets."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__
+from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS
+from ..metadata.formats.base import parse_targets as targets_from
+from .errors import CliError
+
+DEFAULT_TARGET_TEXT = ",".join(t for t in TARGETS if t in DEFAULT_TARGETS)
+
+
+def global_flags() -> argparse.ArgumentParser:
+    """A parent parser for the top level and every subcommand, so `-v` works before or after it.
+
+    The default is SUPPRESS: a subparser's own default would otherwise overwrite a `-v` given
+    before the subcommand. Read the flag with `verbose(args)`.
+    """
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what happens")
+    flags.add_argument("--version", action="version", version=f"provenance {__version__}")
+    return flags
+
+
+def verbose(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "verbose", False))
+
+
+def add_targets(parser: argparse.ArgumentParser, note: str = "") -> None:
+    parser.add_argument(
+        "--targets",
+        default=DEFAULT_TARGET_TEXT,
+        metavar="LIST",
+        help=f"comma-separated targets to write (default: %(default)s; allowed: {', '.join(TARGETS)}){note}",
+    )
+
+
+def parse_targets(text: str) -> frozenset[str]:
+    """The --targets set; a usage error (status 2) naming the allowed targets when it is not one."""
+    try:
+        chosen = targets_from(text)
+    except ValueError as err:
+        raise CliError(f"--targets: {err}", status=2) from err
+    if not chosen:
+        raise CliError(f"--targets: no target; allowed: {', '.join(TARGETS)}", status=2)
+    return chosen
