@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..metadata.budget import Budget, loads
-from ..metadata.errors import ReadError
+from ..metadata.budget import Budget, open_regular
+from ..metadata.errors import MetadataError, ReadError
 from ..metadata.formats.base import sniffers
-from ..metadata.limits import READ_JSON_MAX
+from ..metadata.limits import READ_GRAPH_MAX
 from ..metadata.parser.parse import WorkflowParser
 from ..metadata.read import extract
 from ..metadata.save import hash_record
@@ -38,27 +38,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def decode(text: str | bytes, path: str, what: str = "") -> dict[str, Any]:
-    """A JSON object from `text` within the readers' size and depth limits; `what` names the part of
-    the file it came from, if not all of it."""
+    """A JSON object from `text`, within the readers' limits for graphs; `what` names the part of the
+    file it came from ("its ComfyUI prompt"), if not all of it."""
     if isinstance(text, bytes) and text.startswith(b"\xef\xbb\xbf"):
         text = text[3:]  # a BOM from Windows editors is not a reason to refuse
+    label = what or "JSON"
     if not text.strip():
-        raise CliError(f"{what}empty, not JSON", path=path)
+        raise CliError(f"{what} is empty" if what else "empty, not JSON", path=path)
     try:
-        data = loads(text, "JSON")
+        data = Budget().graph(text, label)
     except ReadError as err:
-        message = str(err).removeprefix("JSON is ")
-        if isinstance(text, bytes) and "UTF-8" in message:
-            message = "not UTF-8 text, nor a PNG, JPEG or WEBP image"
-        raise CliError(f"{what}{message}", path=path) from err
+        message = str(err)
+        if not what:
+            message = message.removeprefix("JSON is ").removeprefix("JSON ")
+            if isinstance(text, bytes) and "UTF-8" in message:
+                message = "not UTF-8 text, nor a PNG, JPEG or WEBP image"
+            elif message.startswith("nests"):
+                message = f"JSON {message}"
+        raise CliError(message, path=path) from err
     if not isinstance(data, dict):
-        raise CliError(f"{what}not a JSON object", path=path)
+        raise CliError(f"{what} is not a JSON object" if what else "not a JSON object", path=path)
     return data
 
 
 def load_json(path: str) -> dict[str, Any]:
     try:
-        raw = Budget(metadata_max=READ_JSON_MAX).read_file(Path(path), "the file")
+        raw = Budget(metadata_max=READ_GRAPH_MAX).read_file(Path(path), "the file")
     except ReadError as err:
         raise CliError(str(err).removeprefix("the file: "), path=path) from err
     if raw is None:
@@ -68,9 +73,9 @@ def load_json(path: str) -> dict[str, Any]:
 
 def is_image(path: str) -> bool:
     try:
-        with Path(path).open("rb") as fp:
+        with open_regular(Path(path)) as fp:
             head = fp.read(SNIFF_BYTES)
-    except OSError:
+    except (OSError, ReadError):
         return False  # load_json() opens it again and says why it cannot
     return any(fmt.sniff(head) for fmt in sniffers())
 
@@ -83,8 +88,8 @@ def load_image(path: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
         raise CliError(in_words(err), path=path) from err
     if "prompt" not in comfy:
         raise CliError("carries no ComfyUI prompt (`provenance read` shows what it carries)", path=path)
-    workflow = decode(comfy["workflow"], path, "its ComfyUI workflow is ") if "workflow" in comfy else None
-    return decode(comfy["prompt"], path, "its ComfyUI prompt is "), workflow
+    workflow = decode(comfy["workflow"], path, "its ComfyUI workflow") if "workflow" in comfy else None
+    return decode(comfy["prompt"], path, "its ComfyUI prompt"), workflow
 
 
 def api_prompt(data: dict[str, Any], path: str) -> dict[str, Any]:
@@ -118,7 +123,10 @@ def run(args: argparse.Namespace) -> int:
     prompt = api_prompt(data, args.prompt)
     if args.workflow:
         workflow = load_json(args.workflow)
-    record = WorkflowParser().parse(prompt, args.save_node, workflow)
+    try:
+        record = WorkflowParser().parse(prompt, args.save_node, workflow)
+    except MetadataError as err:  # a graph past the parser's stated limits
+        raise CliError(str(err), path=args.prompt) from err
     hasher = models.hasher_from(args)
     if hasher is not None:
         hash_record(record, hasher)

@@ -22,6 +22,7 @@ from .errors import ReadError
 from .limits import (
     READ_CHUNKS_MAX,
     READ_EXIF_ENTRIES_MAX,
+    READ_GRAPH_MAX,
     READ_INFLATE_TOTAL_MAX,
     READ_JSON_DEPTH_MAX,
     READ_JSON_MAX,
@@ -84,6 +85,15 @@ class Budget:
     def json(self, text: str | bytes, what: str) -> Any:
         """`text` decoded as JSON within the size and depth limits; ReadError (in words) otherwise."""
         return loads(text, what, max_size=self.json_max, max_depth=self.json_depth_max)
+
+    def graph(self, text: str | bytes, what: str) -> Any:
+        """A ComfyUI graph's JSON, refused unread past the graph size limit (decoding and parsing one
+        costs several times its size)."""
+        if len(text) > READ_GRAPH_MAX:
+            raise BudgetExceeded(
+                f"{what} is {len(text):,} bytes, over the {READ_GRAPH_MAX:,}-byte limit for graphs (not parsed)"
+            )
+        return self.json(text, what)
 
     def read_file(self, path: Path, what: str | None = None) -> bytes | None:
         """A whole regular file, or None when it does not exist; charged to this budget."""

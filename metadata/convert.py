@@ -8,8 +8,6 @@ is complete and reads back. ComfyUI's prompt/workflow text is carried over byte 
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import stat
 from collections.abc import Iterable
@@ -18,11 +16,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import files
+from .budget import Budget, open_regular
 from .capture import SECRET_KEYS, SaveContext
 from .errors import MetadataError, ReadError
 from .formats import sidecar, xmp
-from .formats.base import COMFYUI, DEFAULT_TARGETS, EXTENSIONS, GRAPH_KEYS, Embedded, by_name, sniffers
-from .read import Source, extract, from_comfyui, from_record
+from .formats.base import COMFYUI, DEFAULT_TARGETS, Embedded, by_name
+from .read import NOT_OURS, Source, extract, from_comfyui, from_record
 from .record import Image, Record, utc_now
 from .save import Hasher, SaveOptions, hash_record, prepare, write_sidecars
 
@@ -88,9 +87,10 @@ def _convert(
 ) -> Outcome:
     try:
         found = extract(source)
-    except ReadError:
-        if source.suffix.lower() not in EXTENSIONS and not _sniffs(source):
-            return Outcome(source, SKIPPED, "unsupported: not a PNG, JPEG or WEBP file")
+    except ReadError as err:
+        # A file of another kind in a walked folder is passed over; one that cannot be opened fails.
+        if str(err) == NOT_OURS and source.suffix.lower() not in files.IMAGE_SUFFIXES:
+            return Outcome(source, SKIPPED, f"unsupported: {NOT_OURS}")
         raise
     dest.parent.mkdir(parents=True, exist_ok=True)
     files.sweep_once(dest.parent)
@@ -150,7 +150,7 @@ def _restamp(
     options = SaveOptions(format=fmt.name, targets=targets)
 
     def restamp(out: BinaryIO) -> None:
-        with source.open("rb") as fp:
+        with open_regular(source) as fp:
             fmt.restamp(fp, payloads, plan, options, out)
 
     mode = stat.S_IMODE(source.stat().st_mode)
@@ -215,13 +215,6 @@ def _dest_stamp(dest: Path, hasher: Hasher | None) -> Stamp | None:
         return None
 
 
-def _sniffs(path: Path) -> bool:
-    with contextlib.suppress(OSError), path.open("rb") as fp:
-        head = fp.read(16)
-        return any(f.sniff(head) for f in sniffers())
-    return False
-
-
 def _comfy_chunks(found: Embedded) -> list[tuple[str, str]]:
     """ComfyUI's text as found, prompt first (core's order); none without a prompt. Credentials
     anywhere in it are scrubbed, as the save path does, which re-dumps that JSON."""
@@ -231,10 +224,8 @@ def _comfy_chunks(found: Embedded) -> list[tuple[str, str]]:
     chunks = [("prompt", comfy["prompt"])] + [(k, v) for k, v in comfy.items() if k != "prompt"]
     if not any(name in SECRET_KEYS or any(f'"{key}"' in text for key in SECRET_KEYS) for name, text in chunks):
         return chunks
-    try:
-        graphs = {name: json.loads(text) for name, text in chunks}
-    except ValueError as err:
-        raise ReadError(f"the ComfyUI {'/'.join(GRAPH_KEYS)} text is not valid JSON: {err}") from err
+    budget = Budget()
+    graphs = {name: budget.graph(text, f"the ComfyUI {name}") for name, text in chunks}
     prompt = graphs.pop("prompt")
     context = SaveContext(prompt=prompt if isinstance(prompt, dict) else None, extra_pnginfo=graphs).scrubbed()
     return context.chunks or []

@@ -23,3 +23,7 @@ class LimitExceeded(MetadataError):
         self.what = what
         self.size = size
         self.limit = limit
+
+
+class GraphTooLarge(MetadataError):
+    """A prompt graph has more nodes than the parser walks (limits.GRAPH_NODES_MAX)."""

@@ -57,5 +57,10 @@ READ_XMP_MAX = 64 * MIB
 # Real workflows nest about 10 levels deep.
 READ_JSON_MAX = PNG_TEXT_TOTAL_MAX
 READ_JSON_DEPTH_MAX = 128
+# A ComfyUI graph (prompt or workflow) read from a file is parsed only up to this size: real ones
+# are a few KB to a few MB, and a bigger one would cost hundreds of MB to decode and parse.
+READ_GRAPH_MAX = 16 * MIB
+# The parser walks graphs of at most this many nodes (ComfyUI's own templates have tens to hundreds).
+GRAPH_NODES_MAX = 50_000
 # A1111 infotext bigger than this is not parsed (real ones are a few KB; the record keeps long prompts).
 READ_INFOTEXT_MAX = 4 * MIB

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import infotext
 from .budget import Budget, open_regular
-from .errors import ReadError
+from .errors import GraphTooLarge, ReadError
 from .formats import sidecar, xmp
 from .formats.base import GRAPH_KEYS, Embedded, sniffers
 from .limits import READ_INFOTEXT_MAX
@@ -26,6 +26,7 @@ from .record import Generation, Model, Record
 from .shape import check_record, record_from_data
 
 logger = logging.getLogger(__name__)
+NOT_OURS = "not a PNG, JPEG or WEBP file"
 
 
 def extract(path: str | Path, budget: Budget | None = None) -> Embedded:
@@ -34,7 +35,7 @@ def extract(path: str | Path, budget: Budget | None = None) -> Embedded:
         head = fp.read(16)
         fmt = next((f for f in sniffers() if f.sniff(head)), None)
         if fmt is None:
-            raise ReadError("not a PNG, JPEG or WEBP file")
+            raise ReadError(NOT_OURS)
         fp.seek(0)
         try:
             return fmt.read(fp, budget or Budget())
@@ -106,7 +107,7 @@ def _referred(src: Source, key: str, location: str, record: Record) -> dict[str,
             value = getattr(full, key) if full is not None else None
         else:
             text = src.found.comfy.get(key)
-            value = src.budget.json(text, f"the {key} chunk") if text is not None else None
+            value = src.budget.graph(text, f"the {key} chunk") if text is not None else None
     except ReadError as err:
         record.warn(f"the record's {key} (in {location}) does not read: {err}")
         return None
@@ -142,17 +143,19 @@ def from_comfyui(src: Source) -> Record | None:
     comfy = src.found.comfy
     if "prompt" not in comfy:
         return None
-    prompt = src.budget.json(comfy["prompt"], "the ComfyUI prompt")
+    prompt = src.budget.graph(comfy["prompt"], "the ComfyUI prompt")
     if not isinstance(prompt, dict):
         raise ReadError("the ComfyUI prompt is not a JSON object")
     workflow = None
     if "workflow" in comfy:
         try:
-            workflow = src.budget.json(comfy["workflow"], "the ComfyUI workflow")
+            workflow = src.budget.graph(comfy["workflow"], "the ComfyUI workflow")
         except ReadError as err:
             logger.debug("provenance: the workflow chunk is left out: %s", err)
     try:
         record = WorkflowParser().parse(prompt, None, workflow if isinstance(workflow, dict) else None)
+    except GraphTooLarge as err:
+        raise ReadError(str(err)) from err
     except Exception as err:  # a hostile graph must end in a ReadError, whatever the parser trips on
         logger.debug("provenance: parsing the ComfyUI prompt failed", exc_info=True)
         raise ReadError(f"the ComfyUI prompt could not be parsed ({type(err).__name__}: {err})") from err

@@ -12,12 +12,15 @@ the graph has them, and only falls back to static evaluation where it does not.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import GraphTooLarge
+from ..limits import GRAPH_NODES_MAX
 from ..record import COMPOSITE, TRAINED, Generation, Model, Record
 from .graph import Graph, Node, sort_key
 from .loras import loras_of
@@ -78,6 +81,8 @@ class WorkflowParser:
         workflow: Mapping[str, Any] | None = None,
         runtime: RuntimeView | None = None,
     ) -> Analysis:
+        if len(prompt) > GRAPH_NODES_MAX:
+            raise GraphTooLarge(f"the prompt graph has {len(prompt):,} nodes, over the parser's {GRAPH_NODES_MAX:,}")
         run = _Run(self.rules, Graph(prompt), runtime)
         record = run.record(prompt, save_node_id, workflow)
         return Analysis(record, frozenset(run.upstream))
@@ -242,7 +247,8 @@ class _Run:
         if gen.fps is not None and "fps" in output_sources:
             sources["fps"] = output_sources["fps"]
         rec.provenance.field_sources = sources
-        bases = [i for i in passes if not (i.after & {x.node.id for x in passes})]
+        in_passes = {x.node.id for x in passes}
+        bases = [i for i in passes if not (i.after & in_passes)]
         if len(bases) > 1:
             ids = ", ".join(i.node.id for i in bases)
             rec.warn(f"independent sampler chains ({ids}) reach the save node; generation reports node {base.node.id}")
@@ -266,16 +272,35 @@ class _Run:
 
 
 def _ordered(infos: list[PassInfo]) -> list[PassInfo]:
-    """Base first: a pass comes after the passes its latent was made from; ties by node id."""
-    pending = sorted(infos, key=lambda i: sort_key(i.node.id))
-    known = {i.node.id for i in pending}
+    """Base first: a pass comes after the passes its latent was made from; ties by node id.
+
+    Kahn's order with the smallest ready id first; on a cycle, the smallest id still waiting.
+    """
+    by_id = {i.node.id: i for i in infos}
+    waits = {i.node.id: set(i.after) & by_id.keys() for i in infos}
+    dependents: dict[str, list[str]] = {}
+    for node_id, deps in waits.items():
+        for dep in deps:
+            dependents.setdefault(dep, []).append(node_id)
+    ready = [(sort_key(n), n) for n, deps in waits.items() if not deps]
+    heapq.heapify(ready)
+    queue = iter(sorted(by_id, key=sort_key))  # for cycles: the smallest id not placed yet
     ordered: list[PassInfo] = []
     placed: set[str] = set()
-    while pending:
-        ready = next((i for i in pending if (i.after & known) <= placed), pending[0])
-        pending.remove(ready)
-        ordered.append(ready)
-        placed.add(ready.node.id)
+    while len(ordered) < len(infos):
+        if ready:
+            node_id = heapq.heappop(ready)[1]
+            if node_id in placed:
+                continue
+        else:
+            node_id = next(n for n in queue if n not in placed)
+        placed.add(node_id)
+        ordered.append(by_id[node_id])
+        for dependent in dependents.get(node_id, ()):
+            deps = waits[dependent]
+            deps.discard(node_id)
+            if not deps and dependent not in placed:
+                heapq.heappush(ready, (sort_key(dependent), dependent))
     return ordered
 
 
