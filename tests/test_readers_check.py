@@ -1,4 +1,4 @@
-"""The shared reader harness (../shared/tools/readers_check.py) agrees with what we write.
+"""The reader harness (tests/readers_check.py, vendored from shared/tools) agrees with what we write.
 
 Each saved file is checked with `readers_check.py FILE --expect EXPECT.json`, the expectation
 built from the file's record. `ignore` holds only documented reader limits and spellings.
@@ -26,7 +26,7 @@ from comfyui_provenance.metadata.save import SaveOptions, save_images
 
 pytestmark = pytest.mark.readers
 
-HARNESS = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "readers_check.py"
+HARNESS = Path(__file__).with_name("readers_check.py")
 WORKFLOWS = ("default", "lora", "hiresfix_latent_workflow", "2_pass_pose_worship", "sdxl_refiner_prompt_example")
 FORMATS = ("png", "jpeg", "webp")
 # Readers that must report every field (unless ignored), per format; readers.md §6.
@@ -109,22 +109,15 @@ def installed_readers() -> frozenset[str]:
     return frozenset(name for name, v in versions.items() if v["status"] == "installed")
 
 
-@pytest.fixture(scope="module")
-def harness() -> Path:
-    if not HARNESS.is_file():
-        pytest.skip(f"reader harness not found at {HARNESS} (it lives in ../shared beside the checkout)")
-    return HARNESS
-
-
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", WORKFLOWS)
-def test_readers_check_passes(harness: Path, tmp_path: Path, name: str, fmt: str) -> None:
+def test_readers_check_passes(tmp_path: Path, name: str, fmt: str) -> None:
     saved = save_images([pixels()], context_for(name), tmp_path, name, SaveOptions(format=fmt), version="test")[0]
     assert saved.record is not None
     spec = tmp_path / "expect.json"
     spec.write_text(json.dumps(expectation(saved.record, fmt, set(installed_readers()))), "utf-8")
     out = subprocess.run(
-        [sys.executable, str(harness), str(saved.path), "--expect", str(spec)],
+        [sys.executable, str(HARNESS), str(saved.path), "--expect", str(spec)],
         capture_output=True,
         timeout=TIMEOUT,
         env=_env(),
