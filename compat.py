@@ -54,8 +54,11 @@ def current_prompt_id() -> str | None:
     """The prompt being executed, from ComfyUI's executing context (None outside execution)."""
     try:
         from comfy_execution.utils import get_executing_context
-    except ImportError:
-        return None
+    except ImportError:  # before 0.3.45: main.py's prompt worker sets last_prompt_id before it executes a prompt
+        server = sys.modules.get("server")
+        instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+        prompt_id = getattr(instance, "last_prompt_id", None)
+        return str(prompt_id) if prompt_id else None
     context = get_executing_context()
     return str(context.prompt_id) if context is not None and context.prompt_id else None
 
@@ -112,3 +115,15 @@ def prompt_server_routes() -> Any:
     server = sys.modules.get("server")
     instance = getattr(getattr(server, "PromptServer", None), "instance", None)
     return getattr(instance, "routes", None)
+
+
+def add_on_prompt_handler(handler: Any) -> bool:
+    """`PromptServer.instance.add_on_prompt_handler(handler)`: called with each posted /prompt body
+    before it is validated and queued; False when there is no server (or no such seam) yet."""
+    server = sys.modules.get("server")
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    add = getattr(instance, "add_on_prompt_handler", None)
+    if not callable(add):
+        return False
+    add(handler)
+    return True

@@ -122,12 +122,17 @@ def status() -> dict[str, Any]:
 
 
 def setup_in_comfyui() -> None:
-    """Called when ComfyUI imports the pack: the status route always, the hooks only when enabled."""
-    from . import comfyui, route
+    """Called when ComfyUI imports the pack: the status route and the model-hash prefetch always,
+    the hooks only when enabled."""
+    from . import comfyui, prefetch, route
 
     execution = comfyui.running_execution()
     if execution is None:
         return
+    try:
+        prefetch.register()
+    except Exception:  # prefetch only saves time: without it the save hashes what it needs
+        logger.warning("Provenance: model hash prefetch not set up", exc_info=True)
     REGISTRY.retain = debug_enabled()
     if enabled_by_env():
         install(execution)

@@ -7,7 +7,8 @@ commit 783545f6; signatures as in research/real-comfyui.md §5):
   prompt, once, in the worker thread.
 - `execute`: module `execution.execute`: each staged node, its start/end, whether it ran or was
   answered from the cache, PENDING re-entries, errors.
-- `inputs`: module `execution.get_input_data`: the resolved inputs of the node being executed.
+- `inputs`: module `execution.get_input_data`: the resolved inputs of the node being executed
+  (a loader's model file is also queued for hashing then: hooks/prefetch.py).
 - `outputs`: module `execution.get_output_from_returns`: the node's merged outputs, also for
   async nodes.
 
@@ -28,6 +29,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from .. import compat
+from . import prefetch
 from .safety import Hook
 from .session import REGISTRY, HookSession
 
@@ -161,6 +163,9 @@ class InputsHook(Hook):
         if isinstance(declared, dict) and isinstance(result[0], dict):
             with REGISTRY.lock:
                 session.capture_inputs(key, declared, result[0], result[1])
+                node = session.nodes.get(key)
+            if node is not None:
+                prefetch.loader_ran(node.class_type, result[0])
 
     def failed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         current = _NODE.get()

@@ -188,7 +188,12 @@ def save_images(
 
 
 def hash_record(record: Record, hasher: Hasher) -> None:
-    """Fill the record's model hashes; a failure or an unknown file becomes a warning, never an error."""
+    """Fill the record's model hashes; a failure or an unknown file becomes a warning, never an error.
+
+    Run again on a record (convert filling pending hashes), it replaces what earlier runs warned.
+    """
+    stale = tuple(f"{m.role} {m.name}: hash " for m in record.models)
+    record.provenance.warnings = [w for w in record.provenance.warnings if not w.startswith(stale)]
     try:
         hasher(record.models)
     except Exception as err:  # hashing never fails the save
@@ -198,6 +203,13 @@ def hash_record(record: Record, hasher: Hasher) -> None:
     for model in record.models:
         if model.other.get("hash_error"):
             record.warn(short(f"{model.role} {model.name}: hash unknown ({model.other['hash_error']})"))
+        elif model.other.get("hash_pending"):
+            record.warn(
+                short(
+                    f"{model.role} {model.name}: hash still being computed when saved "
+                    "(a later save, or `provenance convert --models-dir`, fills it)"
+                )
+            )
 
 
 def _for_image(base: Record, pil: PILImage.Image, index: int, count: int, *, fmt: str, name: str) -> Record:

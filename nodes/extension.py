@@ -24,13 +24,18 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
             inputs=[
                 io.Image.Input("images", tooltip=tip["images"]),
                 io.String.Input("filename_prefix", default="ComfyUI", tooltip=tip["filename_prefix"]),
-                io.Combo.Input("format", options=spec.FORMATS, default="png", tooltip=tip["format"]),
-                io.Int.Input("quality", default=95, min=1, max=100, tooltip=tip["quality"]),
-                io.Boolean.Input("lossless", default=False, tooltip=tip["lossless"]),
+                # Everything else is optional: a prompt that only swaps SaveImage for this node (an API
+                # script, a bot) validates and saves with the defaults below.
+                io.Combo.Input("format", options=spec.FORMATS, default="png", optional=True, tooltip=tip["format"]),
+                io.Int.Input("quality", default=95, min=1, max=100, optional=True, tooltip=tip["quality"]),
+                io.Boolean.Input("lossless", default=False, optional=True, tooltip=tip["lossless"]),
                 io.MultiCombo.Input(
-                    "targets", options=list(TARGETS), default=spec.DEFAULT_TARGET_LIST, tooltip=tip["targets"]
+                    "targets",
+                    options=list(TARGETS),
+                    default=spec.DEFAULT_TARGET_LIST,
+                    optional=True,
+                    tooltip=tip["targets"],
                 ),
-                # Optional: prompts saved before this input existed still validate (absent means on).
                 io.Boolean.Input("prefer_runtime", default=True, optional=True, tooltip=tip["prefer_runtime"]),
             ],
             outputs=[io.Image.Output(display_name="images")],
@@ -43,11 +48,11 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
         cls,
         *,
         images: Any,
-        filename_prefix: str,
-        format: str,
-        quality: int,
-        lossless: bool,
-        targets: Any,
+        filename_prefix: str = spec.DEFAULT_PREFIX,
+        format: str = spec.DEFAULTS["format"],
+        quality: int = spec.DEFAULTS["quality"],
+        lossless: bool = spec.DEFAULTS["lossless"],
+        targets: Any = None,
         prefer_runtime: bool | None = True,
     ) -> Any:
         hidden = cls.hidden

@@ -11,7 +11,7 @@ import numpy as np
 from .. import __version__, compat
 from ..metadata.capture import SaveContext
 from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS, parse_targets
-from ..metadata.hashing import hash_models, shared_cache
+from ..metadata.hashing import hash_models, shared_background, shared_cache, wait_cap
 from ..metadata.parser.rules import set_user_rules_dir
 from ..metadata.record import Model
 from ..metadata.save import SaveOptions, save_images
@@ -29,6 +29,9 @@ DESCRIPTION = (
 )
 FORMATS = ["png", "jpeg", "webp"]
 DEFAULT_TARGET_LIST = [t for t in TARGETS if t in DEFAULT_TARGETS]
+DEFAULT_PREFIX = "ComfyUI"
+# What an input left out of the prompt means (they are optional, so SaveImage's prompts work as they are).
+DEFAULTS: dict[str, Any] = {"format": "png", "quality": 95, "lossless": False}
 TOOLTIPS = {
     "images": "The images to save.",
     "filename_prefix": "Prefix for the file name, as in Save Image: may contain a subfolder and %width%, "
@@ -48,8 +51,13 @@ TOOLTIPS = {
 
 
 def comfyui_hasher(models: list[Model]) -> None:
-    """Hash the record's models where ComfyUI loads them, cached in ComfyUI's user directory."""
-    hash_models(models, compat.model_locator(), shared_cache(compat.hash_cache_directory()))
+    """Hash the record's models where ComfyUI loads them, cached in ComfyUI's user directory.
+
+    The hashing runs on the background hasher, which the prompt handler usually started when the
+    prompt was posted; the save waits at most PROVENANCE_HASH_WAIT_S for what is still missing.
+    """
+    cache = shared_cache(compat.hash_cache_directory())
+    hash_models(models, compat.model_locator(), cache, background=shared_background(cache), wait_s=wait_cap())
 
 
 def runtime_snapshot(prompt_id: str | None) -> dict[str, Any] | None:
@@ -91,7 +99,7 @@ def run(
     format: str,
     quality: int,
     lossless: bool,
-    targets: str | Iterable[str],
+    targets: str | Iterable[str] | None,
     prompt: Mapping[str, Any] | None,
     extra_pnginfo: Mapping[str, Any] | None,
     unique_id: str | None,
@@ -110,7 +118,7 @@ def run(
         format=format,
         quality=quality,
         lossless=lossless,
-        targets=parse_targets(targets),
+        targets=DEFAULT_TARGETS if targets is None else parse_targets(targets),
         disable_metadata=compat.metadata_disabled(),
     )
     prompt_id = compat.current_prompt_id()

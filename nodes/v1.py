@@ -21,7 +21,10 @@ class ProvenanceSaveImageV1:
         return {
             "required": {
                 "images": ("IMAGE", {"tooltip": tip["images"]}),
-                "filename_prefix": ("STRING", {"default": "ComfyUI", "tooltip": tip["filename_prefix"]}),
+                "filename_prefix": ("STRING", {"default": spec.DEFAULT_PREFIX, "tooltip": tip["filename_prefix"]}),
+            },
+            # Optional, as in the V3 node: a prompt that only swaps SaveImage for this node saves with the defaults.
+            "optional": {
                 "format": (spec.FORMATS, {"default": "png", "tooltip": tip["format"]}),
                 "quality": ("INT", {"default": 95, "min": 1, "max": 100, "tooltip": tip["quality"]}),
                 "lossless": ("BOOLEAN", {"default": False, "tooltip": tip["lossless"]}),
@@ -29,8 +32,6 @@ class ProvenanceSaveImageV1:
                     "STRING",
                     {"default": ",".join(spec.DEFAULT_TARGET_LIST), "tooltip": tip["targets"] + " Comma-separated."},
                 ),
-            },
-            "optional": {
                 "prefer_runtime": ("BOOLEAN", {"default": True, "tooltip": tip["prefer_runtime"]}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
@@ -40,11 +41,11 @@ class ProvenanceSaveImageV1:
         self,
         *,
         images: Any,
-        filename_prefix: str,
-        format: str,
-        quality: int,
-        lossless: bool,
-        targets: str,
+        filename_prefix: str = spec.DEFAULT_PREFIX,
+        format: str = spec.DEFAULTS["format"],
+        quality: int = spec.DEFAULTS["quality"],
+        lossless: bool = spec.DEFAULTS["lossless"],
+        targets: str | None = None,
         prefer_runtime: bool | None = True,
         prompt: Any = None,
         extra_pnginfo: Any = None,

@@ -1,0 +1,129 @@
+"""Hash the models a prompt uses as soon as ComfyUI accepts it, so the first save does not wait.
+
+Uses ComfyUI's official seam, `PromptServer.instance.add_on_prompt_handler` (no runtime hooks
+needed): the handler runs on the server's event loop for every posted prompt, so it only hands
+the graph to a worker thread and returns it untouched. The worker parses the graph with the
+capture rules, locates each model where ComfyUI's loaders find them, and queues it on the
+background hasher (metadata/hashing/background.py), whose results land in the hash cache the save
+node reads. With the runtime hooks on, a loader that runs (a model chosen by a switch at run
+time, say) queues its file too. Nothing here can fail a prompt: every error is logged once.
+PROVENANCE_HASH_PREFETCH=0 turns it off. Tested with ComfyUI 0.33.0 (commit 783545f6).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .. import compat
+from ..metadata.hashing import shared_background, shared_cache
+from ..metadata.hashing.background import Workers
+from ..metadata.parser.parse import WorkflowParser
+from ..metadata.parser.rules import default_rules, set_user_rules_dir
+from ..metadata.record import Model
+
+logger = logging.getLogger(__name__)
+
+ENV = "PROVENANCE_HASH_PREFETCH"
+_OFF = frozenset({"0", "false", "off", "no"})
+
+_state: dict[str, Any] = {"workers": None, "registered": False, "failures": set()}
+_lock = threading.Lock()
+
+
+def enabled(environ: Mapping[str, str] | None = None) -> bool:
+    return str((os.environ if environ is None else environ).get(ENV, "1")).strip().lower() not in _OFF
+
+
+def _workers() -> Workers:
+    with _lock:
+        if _state["workers"] is None:
+            _state["workers"] = Workers(1, "provenance-prefetch")
+        return _state["workers"]  # type: ignore[no-any-return]
+
+
+def _once(what: str, err: BaseException) -> None:
+    """Log each distinct failure once: a broken prefetch must not flood ComfyUI's console."""
+    key = (what, type(err).__name__, str(err)[:200])
+    with _lock:
+        if key in _state["failures"]:
+            return
+        _state["failures"].add(key)
+    logger.warning("provenance: model hash prefetch: %s failed: %s", what, err)
+
+
+def queue_models(models: Iterable[Model]) -> int:
+    """Queue each model's file on the background hasher; how many were found on disk."""
+    cache = shared_cache(compat.hash_cache_directory())
+    background = shared_background(cache)
+    locator = compat.model_locator()
+    found = 0
+    for model in models:
+        path = locator.locate(model.role, model.name)
+        if path is not None:
+            background.submit(path)
+            found += 1
+    return found
+
+
+def prefetch_prompt(prompt: Mapping[str, Any]) -> int:
+    """Parse `prompt` (every output) and queue its models; runs on the prefetch worker."""
+    set_user_rules_dir(compat.user_directory() / "provenance" / "rules")
+    record = WorkflowParser().parse(prompt)
+    return queue_models(record.models)
+
+
+def _prefetch_safely(prompt: Mapping[str, Any]) -> None:
+    try:
+        prefetch_prompt(prompt)
+    except Exception as err:
+        _once("parsing the posted prompt", err)
+
+
+def on_prompt(json_data: Any) -> Any:
+    """ComfyUI's on-prompt handler: hand the graph to the worker, give the request back untouched."""
+    try:
+        prompt = json_data.get("prompt") if isinstance(json_data, Mapping) else None
+        if isinstance(prompt, Mapping):
+            _workers().submit(_prefetch_safely, prompt)
+    except Exception as err:  # the prompt must go through whatever happens here
+        _once("queueing the posted prompt", err)
+    return json_data
+
+
+def loader_ran(class_type: str | None, inputs: Mapping[str, Any]) -> None:
+    """A node ran with these resolved inputs (runtime hooks): queue the files a loader among them loads."""
+    rule = default_rules().get(class_type) if class_type else None
+    if rule is None or not rule.models:
+        return
+    models = []
+    for spec in rule.models:
+        value = inputs.get(spec.name)
+        name = value[0] if isinstance(value, list) and value else value
+        if isinstance(name, str) and name:
+            models.append(Model(role=spec.role, name=name))
+    if models:
+        _workers().submit(_queue_safely, models)
+
+
+def _queue_safely(models: list[Model]) -> None:
+    try:
+        queue_models(models)
+    except Exception as err:
+        _once("queueing a loader's model", err)
+
+
+def register() -> bool:
+    """Add the on-prompt handler to ComfyUI's server, once per process; False when there is no seam."""
+    if not enabled():
+        return False
+    with _lock:
+        if _state["registered"]:
+            return True
+        if not compat.add_on_prompt_handler(on_prompt):
+            return False
+        _state["registered"] = True
+    return True
