@@ -40,6 +40,18 @@ else:
     __all__ = ["comfy_entrypoint"]
 
 
+def _log_level() -> None:
+    """PROVENANCE_LOG_LEVEL (DEBUG, INFO, ...) sets the pack's own log level, leaving ComfyUI's alone."""
+    import os
+
+    level = os.environ.get("PROVENANCE_LOG_LEVEL", "").strip().upper()
+    if level in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        logging.getLogger(__name__).setLevel(level)
+
+
+_log_level()
+
+
 def _start_runtime_hooks() -> None:
     """Inside ComfyUI: the status route, and the runtime hooks when PROVENANCE_HOOKS=1 (off by default)."""
     try:
