@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--in-place", action="store_true", help="replace each file once its converted copy is complete")
     add_targets(parser, "; ComfyUI's own prompt/workflow are always kept")
     parser.add_argument("--force", action="store_true", help="convert files that already carry a provenance record")
+    parser.add_argument(
+        "--no-lora-tags",
+        dest="lora_tags",
+        action="store_false",
+        help="do not append the LoRAs to the A1111 prompt as <lora:name:weight> tags",
+    )
     parser.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is no terminal")
     models.add_arguments(parser)
 
@@ -82,7 +88,17 @@ def run(args: argparse.Namespace) -> int:
             outcomes.append(Outcome(source, FAILED, "--out is the file's own folder: use --in-place"))
         else:
             claimed[dest.resolve()] = source
-            outcomes.append(convert_file(source, dest, targets, force=args.force, version=__version__, hasher=hasher))
+            outcomes.append(
+                convert_file(
+                    source,
+                    dest,
+                    targets,
+                    force=args.force,
+                    version=__version__,
+                    hasher=hasher,
+                    lora_tags=args.lora_tags,
+                )
+            )
     progress.close()
     report(outcomes, sys.stdout)
     return 1 if any(o.status == FAILED for o in outcomes) else 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,7 +20,8 @@ from .budget import Budget, open_regular
 from .capture import SECRET_KEYS, SaveContext
 from .errors import MetadataError, ReadError
 from .formats import sidecar, xmp
-from .formats.base import COMFYUI, DEFAULT_TARGETS, Embedded, by_name
+from .formats.base import A1111, COMFYUI, DEFAULT_TARGETS, Embedded, by_name
+from .parser.parse import fill_size_from_pixels
 from .read import NOT_OURS, Source, extract, from_comfyui, from_record
 from .record import Image, Record, utc_now
 from .save import Hasher, SaveOptions, hash_record, prepare, write_sidecars
@@ -28,7 +29,8 @@ from .save import Hasher, SaveOptions, hash_record, prepare, write_sidecars
 logger = logging.getLogger(__name__)
 
 CONVERTED, SKIPPED, FAILED = "converted", "skipped", "failed"
-ALPHA_NOTE = "has alpha: sd-prompt-reader ignores EXIF on a WEBP with alpha (kept: pixels are not re-encoded)"
+# sd-prompt-reader ignores UserComment on a WEBP with alpha; webp.py adds the copy it reads instead.
+ALPHA_NOTE = "has alpha (kept): the A1111 parameters also went to IFD0 Model as SwarmUI JSON, for sd-prompt-reader"
 
 
 @dataclass
@@ -64,11 +66,16 @@ def convert_file(
     force: bool = False,
     version: str | None = None,
     hasher: Hasher | None = None,
+    lora_tags: bool = True,
 ) -> Outcome:
-    """Stamp `source` into `dest` (default: in place). ComfyUI's own data is always kept, whatever `targets` say."""
+    """Stamp `source` into `dest` (default: in place). ComfyUI's own data is always kept, whatever `targets` say.
+
+    `lora_tags` appends the LoRAs to the A1111 prompt as `<lora:name:w>` tags (the record keeps the literal prompt).
+    """
     dest = source if dest is None else dest
+    options = SaveOptions(format="png", targets=frozenset(targets) | {COMFYUI}, lora_tags=lora_tags)
     try:
-        return _convert(source, dest, frozenset(targets) | {COMFYUI}, force=force, version=version, hasher=hasher)
+        return _convert(source, dest, options, force=force, version=version, hasher=hasher)
     except (MetadataError, OSError, ValueError) as err:
         return Outcome(source, FAILED, _message(err, source), dest=dest)
     except Exception as err:  # a bug or a damaged file we did not foresee: report it, go on with the others
@@ -83,7 +90,7 @@ def _message(err: Exception, source: Path) -> str:
 
 
 def _convert(
-    source: Path, dest: Path, targets: frozenset[str], *, force: bool, version: str | None, hasher: Hasher | None
+    source: Path, dest: Path, options: SaveOptions, *, force: bool, version: str | None, hasher: Hasher | None
 ) -> Outcome:
     try:
         found = extract(source)
@@ -103,7 +110,7 @@ def _convert(
                 return Outcome(source, SKIPPED, "already stamped: it carries a provenance record")
             notes.append(f"finishing an earlier run: {', '.join(stamp.missing)}")
             if stamp.record is not None:
-                return _restamp(src, dest, stamp.record, targets, hasher=hasher, notes=notes)
+                return _restamp(src, dest, stamp.record, options, hasher=hasher, notes=notes)
         elif dest != source and dest.exists():
             theirs = _dest_stamp(dest, hasher)
             if theirs is None or theirs.complete:
@@ -120,17 +127,16 @@ def _convert(
         raise ReadError("no ComfyUI prompt graph")
     record.provenance.created = utc_now()
     record.provenance.generator.version = version
-    if found.alpha:
+    if found.alpha and A1111 in options.targets:
         notes.append(ALPHA_NOTE)
-        record.warn(ALPHA_NOTE)
-    return _restamp(src, dest, record, targets, hasher=hasher, notes=notes, chunks=chunks)
+    return _restamp(src, dest, record, options, hasher=hasher, notes=notes, chunks=chunks)
 
 
 def _restamp(
     src: Source,
     dest: Path,
     record: Record,
-    targets: frozenset[str],
+    options: SaveOptions,
     *,
     hasher: Hasher | None,
     notes: list[str],
@@ -144,10 +150,12 @@ def _restamp(
     found, source = src.found, src.path
     fmt = by_name(found.format)
     record.image = Image(format=fmt.name, width=found.width, height=found.height, filename=dest.name)
+    fill_size_from_pixels(record, found.width, found.height)
     if hasher is not None:
         hash_record(record, hasher)
-    payloads, plan = prepare(record, chunks if chunks is not None else _comfy_chunks(found), fmt, targets)
-    options = SaveOptions(format=fmt.name, targets=targets)
+    comfy = chunks if chunks is not None else _comfy_chunks(found)
+    payloads, plan = prepare(record, comfy, fmt, options.targets, lora_tags=options.lora_tags)
+    options = replace(options, format=fmt.name)
 
     def restamp(out: BinaryIO) -> None:
         with open_regular(source) as fp:

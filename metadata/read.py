@@ -21,11 +21,12 @@ from .errors import GraphTooLarge, ReadError
 from .formats import sidecar, xmp
 from .formats.base import GRAPH_KEYS, Embedded, sniffers
 from .limits import READ_INFOTEXT_MAX
-from .parser.parse import WorkflowParser
+from .parser.parse import WorkflowParser, fill_size_from_pixels
 from .record import Generation, Model, Record
 from .shape import check_record, record_from_data
 
 logger = logging.getLogger(__name__)
+HEX = frozenset("0123456789abcdef")
 NOT_OURS = "not a PNG, JPEG or WEBP file"
 
 
@@ -196,10 +197,29 @@ def from_xmp_fields(src: Source) -> Record | None:
     record = Record(generation=gen)
     if fields.get("Checkpoint"):
         record.models.append(Model(role="checkpoint", name=fields["Checkpoint"]))
-    record.models.extend(Model(role="lora", name=n.strip()) for n in fields.get("Loras", "").split(",") if n.strip())
+    record.models.extend(_xmp_loras(fields.get("Loras")))
     record.provenance.capture_mode = "imported"
     record.provenance.other["imported_from"] = "xmp"
     return record
+
+
+def _xmp_loras(value: Any) -> list[Model]:
+    """cprov:Loras as models: structures with strengths and hashes, or an older packet's name list."""
+    if isinstance(value, str):
+        return [Model(role="lora", name=n.strip()) for n in value.split(",") if n.strip()]
+    models = []
+    for item in value if isinstance(value, list) else []:
+        if not item.get("Name"):
+            continue
+        pairs = (("sha256", item.get("SHA256")), ("autov3", item.get("AutoV3")))
+        hashes = {k: v.lower() for k, v in pairs if v and len(v) == 64 and all(c in HEX for c in v.lower())}
+        if "sha256" in hashes:
+            hashes["autov2"] = hashes["sha256"][:10]
+        model = Model(role="lora", name=item["Name"], hashes=hashes)
+        model.strength_model = _number(item.get("StrengthModel"), float)
+        model.strength_clip = _number(item.get("StrengthClip"), float)
+        models.append(model)
+    return models
 
 
 def _number(text: str | None, kind: Callable[[str], Any]) -> Any:
@@ -266,6 +286,7 @@ def read(path: str | Path) -> Record:
             record.image.format = record.image.format or src.found.format
             record.image.width = record.image.width or src.found.width
             record.image.height = record.image.height or src.found.height
+            fill_size_from_pixels(record, src.found.width, src.found.height)
         return record
     if skipped:
         raise skipped[0]

@@ -42,6 +42,7 @@ from .formats.base import (
     Plan,
     by_name,
 )
+from .parser.parse import fill_size_from_pixels
 from .record import Image, Model, Record
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class SaveOptions:
     compress_level: int = 4
     targets: frozenset[str] = DEFAULT_TARGETS
     disable_metadata: bool = False
+    # Append the LoRAs to the A1111 prompt as `<lora:name:w>` tags (the record keeps the literal prompt).
+    lora_tags: bool = True
 
     def __post_init__(self) -> None:
         fmt = FORMAT_ALIASES.get(self.format.lower(), self.format.lower())
@@ -161,6 +164,8 @@ def save_images(
     folder, base, counter, subfolder = (namer or default_namer(output_dir))(filename_prefix, width, height)
     context = context.scrubbed()
     base_record = None if options.disable_metadata else build_record(context, version, runtime=runtime)
+    if base_record is not None:
+        fill_size_from_pixels(base_record, width, height)
     if base_record is not None and hasher is not None:
         hash_record(base_record, hasher)
     comfy = [] if options.disable_metadata else list(context.chunks or [])
@@ -235,6 +240,8 @@ def prepare(
     fmt: Format,
     targets: frozenset[str],
     spill: runtime_merge.Spill | None = None,
+    *,
+    lora_tags: bool = True,
 ) -> tuple[Payloads, Plan]:
     """Every target's payload from one record, where the format puts each, and which sidecars it needs.
 
@@ -244,7 +251,7 @@ def prepare(
     """
     payloads = Payloads(record=record, comfy=comfy if COMFYUI in targets else [])
     if A1111 in targets:
-        payloads.infotext = infotext.build(record)
+        payloads.infotext = infotext.build(record, with_lora_tags=lora_tags)
     plan = fmt.plan(payloads, targets)
     if spill is not None:
         plan.place(runtime_merge.TARGET, runtime_merge.SIDECAR, "moved", spill.reason)
@@ -264,7 +271,9 @@ def _write_one(job: _Job, record: Record) -> SavedFile:
     """Sidecars and image staged, then published together; a metadata failure falls back, never fails."""
     spill = runtime_merge.spill(record, sidecar.path_for(job.path, runtime_merge.SIDECAR).name)
     try:
-        payloads, plan = prepare(record, job.comfy, job.fmt, job.options.targets, spill)
+        payloads, plan = prepare(
+            record, job.comfy, job.fmt, job.options.targets, spill, lora_tags=job.options.lora_tags
+        )
     except Exception as err:
         if spill is not None:
             record.runtime = spill.block  # the fallback's JSON sidecar holds it whole

@@ -37,6 +37,7 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
                     tooltip=tip["targets"],
                 ),
                 io.Boolean.Input("prefer_runtime", default=True, optional=True, tooltip=tip["prefer_runtime"]),
+                io.Boolean.Input("lora_tags", default=True, optional=True, tooltip=tip["lora_tags"]),
             ],
             outputs=[io.Image.Output(display_name="images")],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo, io.Hidden.unique_id],
@@ -54,6 +55,7 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
         lossless: bool = spec.DEFAULTS["lossless"],
         targets: Any = None,
         prefer_runtime: bool | None = True,
+        lora_tags: bool | None = True,
     ) -> Any:
         hidden = cls.hidden
         results = spec.run(
@@ -67,6 +69,7 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
             extra_pnginfo=hidden.extra_pnginfo,
             unique_id=hidden.unique_id,
             prefer_runtime=prefer_runtime,
+            lora_tags=lora_tags,
         )
         return io.NodeOutput(images, ui={"images": results})
 

@@ -46,6 +46,9 @@ TOOLTIPS = {
     "targets": "Where the metadata goes: a1111 (parameters/UserComment), comfyui (prompt+workflow), "
     "record (canonical JSON, embedded), xmp (IPTC/Dublin Core), sidecar_json/sidecar_xmp/sidecar_txt "
     "(files beside the image). A JSON sidecar is also written when something does not fit.",
+    "lora_tags": "Append the LoRAs to the A1111 prompt as <lora:name:weight> tags, as A1111 writes them, so "
+    "Civitai and A1111-style readers see each LoRA with its weight. The record and ComfyUI's own prompt/workflow "
+    "keep the literal prompt either way.",
     "prefer_runtime": "Prefer runtime capture: merge what the executor really saw (seeds drawn at run time, "
     "switch choices, values custom nodes computed) into the record, recording where it differed from the "
     "graph. Only matters when ComfyUI was started with PROVENANCE_HOOKS=1, which installs the hooks; "
@@ -109,6 +112,7 @@ def run(
     extra_pnginfo: Mapping[str, Any] | None,
     unique_id: str | None,
     prefer_runtime: bool | None = True,
+    lora_tags: bool | None = True,
 ) -> list[dict[str, str]]:
     """Save the batch; returns the UI preview entries core's SaveImage returns.
 
@@ -125,6 +129,7 @@ def run(
         lossless=lossless,
         targets=DEFAULT_TARGETS if targets is None else parse_targets(targets),
         disable_metadata=compat.metadata_disabled(),
+        lora_tags=lora_tags is not False,
     )
     prompt_id = compat.current_prompt_id()
     context = SaveContext(

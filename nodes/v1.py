@@ -33,6 +33,7 @@ class ProvenanceSaveImageV1:
                     {"default": ",".join(spec.DEFAULT_TARGET_LIST), "tooltip": tip["targets"] + " Comma-separated."},
                 ),
                 "prefer_runtime": ("BOOLEAN", {"default": True, "tooltip": tip["prefer_runtime"]}),
+                "lora_tags": ("BOOLEAN", {"default": True, "tooltip": tip["lora_tags"]}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
@@ -47,6 +48,7 @@ class ProvenanceSaveImageV1:
         lossless: bool = spec.DEFAULTS["lossless"],
         targets: str | None = None,
         prefer_runtime: bool | None = True,
+        lora_tags: bool | None = True,
         prompt: Any = None,
         extra_pnginfo: Any = None,
         unique_id: Any = None,
@@ -62,6 +64,7 @@ class ProvenanceSaveImageV1:
             extra_pnginfo=extra_pnginfo,
             unique_id=unique_id,
             prefer_runtime=prefer_runtime,
+            lora_tags=lora_tags,
         )
         return {"ui": {"images": results}, "result": (images,)}
 

@@ -12,8 +12,9 @@ import json
 import re
 
 import pytest
-from conftest import load_workflow, save_node_of
+from conftest import expected, load_workflow, save_node_of
 from readers import infotext as independent
+from test_external_readers import a1111_prompt
 
 from comfyui_provenance.metadata import infotext
 from comfyui_provenance.metadata.parser.parse import parse
@@ -123,6 +124,6 @@ def test_independent_parser_agrees_on_every_field(name: str) -> None:
     assert parsed is not None
     got = independent.fields(parsed)
     gen = record.generation
-    assert got["prompt"] == gen.positive
+    assert got["prompt"] == a1111_prompt(expected(name))  # A1111 sees the LoRA tags in the prompt
     assert (got["seed"], got["steps"]) == (str(gen.seed), str(gen.steps))
     assert got["sampler"] == infotext.sampler_label(gen.sampler or "")

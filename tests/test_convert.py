@@ -223,16 +223,18 @@ def test_core_animated_webp_keeps_every_frame_and_its_timing(
 def test_core_webp_graph_moves_out_of_model_byte_for_byte(
     converted_corpus: dict[str, tuple[Path, Outcome]], name: str
 ) -> None:
-    """Core's UTF-8 JSON goes from IFD0 Model to ImageDescription unchanged; Model is gone."""
+    """Core's UTF-8 JSON goes from IFD0 Model to ImageDescription unchanged; Model holds SwarmUI's
+    ASCII JSON instead, since these files have alpha (test_rgba_webp.py), and is no ComfyUI key."""
     source, outcome = converted_corpus[name]
     assert outcome.dest is not None
     old, new = ifd0_raw(exif_of(source)), ifd0_raw(exif_of(outcome.dest))
-    assert old[TAG_MODEL].startswith(b"prompt:{") and TAG_MODEL not in new
+    assert old[TAG_MODEL].startswith(b"prompt:{") and new[TAG_MODEL].startswith(b'{"sui_image_params": {')
+    assert new[TAG_MODEL].isascii()
     assert new[TAG_DESCRIPTION] == old[TAG_MODEL]
     assert new[TAG_MAKE] == old[TAG_MAKE]
     assert exif_format.parse(exif_of(outcome.dest)).comfy == exif_format.parse(exif_of(source)).comfy
     with Image.open(outcome.dest) as image:
-        assert TAG_MODEL not in image.getexif()
+        assert set(json.loads(image.getexif()[TAG_MODEL])) == {"sui_image_params"}
 
 
 @pytest.mark.parametrize("name", CORE_WEBPS)
@@ -247,7 +249,7 @@ def test_core_webp_container_layout(converted_corpus: dict[str, tuple[Path, Outc
     assert flags == dict(webp_chunks(source))["VP8X"][0] | 0x08 | 0x04
     assert flags & 0x10 and flags & 0x02  # alpha and animation, as core wrote them
     assert outcome.notes == [ALPHA_NOTE]
-    assert outcome.record is not None and ALPHA_NOTE in outcome.record.provenance.warnings
+    assert outcome.record is not None and ALPHA_NOTE not in outcome.record.provenance.warnings  # nothing is lost
 
 
 def corpus_expected(name: str, source: str) -> dict[str, Any]:
@@ -288,10 +290,13 @@ def test_readers_on_converted_core_webp(
         return
     reading = READERS[reader](outcome.dest)
     if reader == "sd-prompt-reader":
-        # KNOWN (readers.md §7.7): RGBA WEBP is taken for NovelAI stealth data and the EXIF ignored. Core's
-        # file crashed it (IFD0 Model); ours is read cleanly as "nothing".
-        assert not reading.found and reading.error == "status FORMAT_ERROR", _explain(reading)
+        # Core's file crashed it (`prompt:` in IFD0 Model). It ignores UserComment on a WEBP with alpha
+        # (readers.md §7.7), so it reads ours from the SwarmUI JSON in Model: all but the scheduler.
         assert "JSONDecodeError" in (READERS[reader](source).error or "")
+        assert reading.raw["tool"] == "StableSwarmUI" and reading.raw["status"] == "READ_SUCCESS", _explain(reading)
+        assert reading.source == NATIVE
+        want = {**corpus_expected(name, NATIVE), **dict.fromkeys(NEVER[reader])}
+        assert reading.fields == want, _explain(reading)
         return
     if reader == "comfyui":  # the frontend loads the workflow and walks the very same graph as before
         assert reading.raw["loads"] == "workflow", _explain(reading)

@@ -68,12 +68,29 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Pat
     return {(name, fmt): _save(folder, context_for(name), fmt).path for name in WORKFLOWS for fmt in FORMATS}
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def a1111_prompt(want: dict[str, Any]) -> str:
+    """The prompt as an A1111 reader sees it: the LoRAs appended as A1111 writes them, `<lora:name:w>`,
+    or `<lora:name:te:unet>` (CLIP strength, then model strength) when the two differ."""
+    tags = []
+    for lora in want["loras"]:
+        te, unet = lora["strength_clip"], lora["strength_model"]
+        weights = _number(unet) if te == unet else f"{_number(te)}:{_number(unet)}"
+        tags.append(f"<lora:{stem(lora['name'])}:{weights}>")
+    positive = want["positive"]
+    shown = f"{positive} {', '.join(tags)}" if tags else positive
+    return "\n".join(line.strip() for line in shown.strip().split("\n"))
+
+
 def expected_fields(name: str, source: str) -> dict[str, Any]:
     """The corpus' independent expectation, spelled as `source` spells it."""
     want = expected(name)
     a1111 = source in (INFOTEXT, NATIVE)
     return {
-        "prompt": want["positive"].strip(),
+        "prompt": a1111_prompt(want) if a1111 else want["positive"].strip(),
         "negative_prompt": want["negative"].strip(),
         "seed": want["seed"],
         "steps": want["steps"],
@@ -114,7 +131,9 @@ def test_minimal_and_library_infotext_parsers_agree(files: dict[tuple[str, str],
         text = cli.exiftool_tags(files[name, "png"])["PNG:Parameters"]
         mini, library = mini_infotext.parse(text), library_infotext.parse(text)
         assert mini is not None
-        assert mini.prompt == library.positive
+        assert mini.prompt == a1111_prompt(expected(name))  # as A1111 reads it: the LoRA tags in the prompt
+        assert library.positive.strip() == expected(name)["positive"].strip()  # ours takes off what it appended
+        mini.params.pop(library_infotext.LORA_TAGS, None)
         assert mini.negative == (library.negative or "").strip()
         assert mini.params == library.params
 
@@ -146,6 +165,7 @@ def test_exif_ifd0_carries_graphs_in_make_and_description_never_model(
     assert ascii_tags[0x010E].startswith("prompt:{")
     json.loads(ascii_tags[0x010F].partition(":")[2])
     json.loads(ascii_tags[0x010E].partition(":")[2])
+    # RGB pixels: Model is left out (sd-prompt-reader json-decodes it); only alpha gets SwarmUI JSON there.
     assert 0x0110 not in Image.open(path).getexif(), "IFD0 Model makes sd-prompt-reader crash"
     assert "IFD0:Model" not in cli.exiftool_tags(path)
 
@@ -246,15 +266,18 @@ def test_sd_prompt_reader_survives_our_webp_not_core_layout(files: dict[tuple[st
         assert ours.error is None and ours.found, _explain(ours)
 
 
-def test_rgba_input_is_saved_as_rgb_webp(tmp_path: Path) -> None:
-    """sd-prompt-reader treats RGBA WEBP as NovelAI stealth data and ignores EXIF (readers.md §7.7)."""
+def test_rgba_input_keeps_alpha_in_webp(tmp_path: Path) -> None:
+    """sd-prompt-reader ignores UserComment on a WEBP with alpha (readers.md §7.7), so alpha used to be
+    dropped; it is kept now and sd-prompt-reader reads the SwarmUI copy in IFD0 Model (test_rgba_webp.py)."""
     rgba = np.dstack([pixels(), np.full((64, 96), 128, dtype=np.uint8)])
     path = _save(tmp_path, context_for("default"), "webp", image=rgba).path
     with Image.open(path) as image:
-        assert image.mode == "RGB"
+        assert image.mode == "RGBA"
     vp8x = dict(comfyui.webp_chunks(path.read_bytes()))["VP8X"]
-    assert not vp8x[0] & 0x10, "VP8X alpha flag set"
-    assert READERS["sd-prompt-reader"](path)["prompt"] == expected("default")["positive"].strip()
+    assert vp8x[0] & 0x10, "VP8X alpha flag not set"
+    reading = READERS["sd-prompt-reader"](path)
+    assert reading.raw["tool"] == "StableSwarmUI", _explain(reading)
+    assert reading["prompt"] == expected("default")["positive"].strip()
 
 
 def test_lossless_webp_and_the_frontend_pad_byte(tmp_path: Path) -> None:

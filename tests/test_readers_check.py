@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 from conftest import context_for, pixels
-from readers import cli
+from readers import INFOTEXT, NATIVE, cli
+from test_external_readers import SOURCES
 
 from comfyui_provenance.metadata import infotext
 from comfyui_provenance.metadata.read import read
@@ -62,11 +63,25 @@ IGNORE = {
 TIMEOUT = 120
 
 
-def expectation(record: Record, fmt: str, installed: set[str]) -> dict[str, Any]:
+def infotext_readers(fmt: str) -> set[str]:
+    """Readers that take the prompt from the A1111 text on `fmt` (test_external_readers.SOURCES), and
+    so see the LoRA tags appended to it; the others read the graph or XMP, the literal prompt."""
+    harness_name = {"comfyui": "comfyui-frontend"}
+    return {harness_name.get(r, r) for r, where in SOURCES.items() if where.get(fmt) in (INFOTEXT, NATIVE)}
+
+
+def expectation(record: Record, fmt: str, installed: set[str], *, literal_prompt: bool = False) -> dict[str, Any]:
+    """What every reader must report; the prompt as A1111 readers see it (LoRA tags appended), or with
+    `literal_prompt` only the prompt, as the graph and XMP readers see it."""
     gen = record.generation
     checkpoint = record.first_model("checkpoint", "unet", "diffusion_model")
+    a1111 = infotext_readers(fmt)
+    if literal_prompt:
+        readers = [r for r in MUST[fmt] if r not in a1111 and r in installed]
+        return {"fields": {"prompt": gen.positive}, "readers": readers, "ignore": {r: ["prompt"] for r in a1111}}
+    tags = infotext.lora_tags(record)
     fields = {
-        "prompt": gen.positive,
+        "prompt": f"{gen.positive} {', '.join(tags)}" if tags else gen.positive,
         "negative_prompt": gen.negative,
         "seed": gen.seed,
         "steps": gen.steps,
@@ -85,6 +100,8 @@ def expectation(record: Record, fmt: str, installed: set[str]) -> dict[str, Any]
         # The harness's emulation walks the graph itself (the real frontend only loads the workflow)
         # and takes the first text behind ControlNetApplyAdvanced, so its negative is the positive.
         ignore["comfyui-frontend"].append("negative_prompt")
+    for reader in set(MUST[fmt]) - a1111:  # checked against the literal prompt in a second run
+        ignore.setdefault(reader, []).append("prompt")
     return {"fields": {k: v for k, v in fields.items() if v is not None}, "readers": readers, "ignore": ignore}
 
 
@@ -114,18 +131,19 @@ def installed_readers() -> frozenset[str]:
 def test_readers_check_passes(tmp_path: Path, name: str, fmt: str) -> None:
     saved = save_images([pixels()], context_for(name), tmp_path, name, SaveOptions(format=fmt), version="test")[0]
     assert saved.record is not None
-    spec = tmp_path / "expect.json"
-    spec.write_text(json.dumps(expectation(saved.record, fmt, set(installed_readers()))), "utf-8")
-    out = subprocess.run(
-        [sys.executable, str(HARNESS), str(saved.path), "--expect", str(spec)],
-        capture_output=True,
-        timeout=TIMEOUT,
-        env=_env(),
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    report = out.stdout.decode("utf-8", errors="replace") + out.stderr.decode("utf-8", errors="replace")
-    assert out.returncode == 0, f"readers_check.py exit {out.returncode}:\n{report}"
+    for literal in (False, True):
+        spec = tmp_path / "expect.json"
+        spec.write_text(json.dumps(expectation(saved.record, fmt, set(installed_readers()), literal_prompt=literal)))
+        out = subprocess.run(
+            [sys.executable, str(HARNESS), str(saved.path), "--expect", str(spec)],
+            capture_output=True,
+            timeout=TIMEOUT,
+            env=_env(),
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        report = out.stdout.decode("utf-8", errors="replace") + out.stderr.decode("utf-8", errors="replace")
+        assert out.returncode == 0, f"readers_check.py exit {out.returncode}:\n{report}"
 
 
 # What the second pass of each multi-pass corpus graph must add to the A1111 text.

@@ -65,7 +65,10 @@ def assert_a1111_view(saved: Record, got: Record, fmt: str) -> None:
     assert got.generation.denoise == (denoise if denoise is not None and denoise < 1 else None)
     checkpoint = saved.first_model("checkpoint")
     assert checkpoint is not None
-    assert [(m.role, m.name) for m in got.models] == [("checkpoint", _stem(checkpoint.name))]
+    # The LoRAs come back from the <lora:name:te:unet> tags appended to the A1111 prompt, with their strengths.
+    loras = [("lora", _stem(m.name), m.strength_model, m.strength_clip) for m in saved.loras()]
+    want = [("checkpoint", _stem(checkpoint.name), None, None), *loras]
+    assert [(m.role, m.name, m.strength_model, m.strength_clip) for m in got.models] == want
     assert got.provenance.capture_mode == "imported"
     assert got.provenance.other["imported_from"] == "a1111"
     assert (got.image.format, got.image.width, got.image.height) == (fmt, saved.image.width, saved.image.height)

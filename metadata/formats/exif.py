@@ -3,7 +3,8 @@
 Built with piexif, so the TIFF is big-endian (`MM`) and UserComment is type UNDEFINED holding
 `UNICODE\\0` + UTF-16BE, exactly as A1111 writes it. ComfyUI's graphs go in IFD0 ASCII tags
 `Make` (workflow) and `ImageDescription` (prompt), never `Model` (0x0110): sd-prompt-reader
-json-decodes Model in every file and crashes on ComfyUI's `prompt:` value.
+json-decodes Model in every file and crashes on ComfyUI's `prompt:` value. Model holds only
+SwarmUI's JSON, which sd-prompt-reader parses, on a WEBP with alpha (swarm.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class ExifContent:
     comfy: dict[str, str] = field(default_factory=dict)
     software: str | None = None
     created: str | None = None  # ISO-8601 UTC
+    # IFD0 Model: SwarmUI's `{"sui_image_params": ...}` JSON, ASCII (swarm.py); written, never read.
+    swarm: str | None = None
 
 
 def _exif_datetime(iso: str) -> tuple[str, str] | None:
@@ -50,6 +53,8 @@ def build(content: ExifContent) -> bytes:
     exif_ifd: dict[int, bytes | str] = {}
     if content.software:
         zeroth[piexif.ImageIFD.Software] = content.software
+    if content.swarm:
+        zeroth[piexif.ImageIFD.Model] = content.swarm
     tags = {"workflow": TAG_WORKFLOW, "prompt": TAG_PROMPT}
     spare = list(EXTRA_TAGS)
     for key, text in content.comfy.items():
@@ -85,11 +90,14 @@ def parse(data: bytes, budget: Budget | None = None) -> ExifContent:
             out.user_comment = piexif.helper.UserComment.load(comment)
         except ValueError:
             out.user_comment = comment[8:].decode("utf-8", errors="ignore")
-    # Core's layout puts the prompt in Model; read it (never write it) for core files.
+    # Core's layout puts the prompt in Model; read it (never write it) for core files. A JSON
+    # object there is SwarmUI's (ours on a WEBP with alpha, or SwarmUI's own), not `key:value`.
     for tag in (*COMFY_TAGS, piexif.ImageIFD.Model):
         raw = tags.get(tag)
         if raw is not None:
             text = _ascii_tag(raw)
+            if text.startswith("{"):
+                continue
             key, sep, value = text.partition(":")
             if sep and (key in ("prompt", "workflow", "Prompt", "Workflow") or value.startswith("{")):
                 out.comfy.setdefault(key.lower() if key in ("Prompt", "Workflow") else key, value)

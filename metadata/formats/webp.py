@@ -1,11 +1,13 @@
 """WEBP: EXIF as for JPEG plus ComfyUI's graphs in IFD0, the record in the XMP chunk.
 
 Layout f2 of research/readers.md §6: read by every A1111-style reader and by ComfyUI's
-frontend (which takes any IFD0 ASCII `key:value`). Pixels are saved as RGB whenever the A1111
-target is on: sd-prompt-reader ignores EXIF on images with alpha. RIFF chunks have no 64 KiB
-limit, so everything fits in place up to the reader cap. Restamp rewrites the RIFF around the
-untouched image chunks (still or animated): a VP8X header with the EXIF/XMP flags, our EXIF and
-XMP chunks after the image data as the container spec orders them, sizes and padding redone.
+frontend (which takes any IFD0 ASCII `key:value`). Alpha is kept: sd-prompt-reader ignores EXIF
+UserComment on images with alpha, so a WEBP with alpha also carries the parameters as SwarmUI's
+JSON in IFD0 Model (swarm.py), the one place it reads them from there; the A1111 placement covers
+both copies. RIFF chunks have no 64 KiB limit, so everything fits in place up to the reader cap.
+Restamp rewrites the RIFF around the untouched image chunks (still or animated): a VP8X header
+with the EXIF/XMP flags, our EXIF and XMP chunks after the image data as the container spec
+orders them, sizes and padding redone.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any, BinaryIO
 from ..budget import Budget
 from ..errors import ReadError
 from ..limits import WEBP_CHUNK_MAX
-from . import exif
+from . import exif, swarm
 from .base import A1111, RECORD, XMP, Embedded, Payloads, Plan, register
-from .jpeg import plan_exif, planned_metadata
+from .jpeg import exif_content, plan_exif, planned_metadata
 
 # VP8X flag bits (WebP container spec): ICC 0x20, alpha 0x10, EXIF 0x08, XMP 0x04, animation 0x02.
 FLAG_ALPHA = 0x10
@@ -50,30 +52,32 @@ class WebpFormat:
 
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
         params: dict[str, Any] = {"quality": options.quality, "lossless": options.lossless}
-        tiff, packet = planned_metadata(payloads, plan, WEBP_CHUNK_MAX)
+        alpha = _transparent(image)
+        if not alpha and image.mode != "RGB":
+            image = image.convert("RGB")  # an opaque alpha channel carries nothing
+        tiff, packet = _metadata(payloads, plan, alpha=alpha)
         if tiff:
             params["exif"] = tiff
         if packet is not None:
             params["xmp"] = packet
-        if image.mode != "RGB" and any(p.target == A1111 and p.status == "written" for p in plan.placements):
-            image = image.convert("RGB")
         image.save(fp, format="WEBP", **params)
 
     def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
         """The same RIFF with our EXIF and XMP in place of the old ones; image chunks copied as they are.
 
         An old chunk stays when we write no replacement. Alpha stays too (it is in the image data),
-        so sd-prompt-reader still ignores the EXIF of a WEBP with alpha.
+        so the EXIF gets the SwarmUI copy of the parameters that sd-prompt-reader reads then.
         """
-        tiff, packet = planned_metadata(payloads, plan, WEBP_CHUNK_MAX)
         chunks = _index(src)
+        vp8x = bytearray(_vp8x(src, chunks))
+        alpha = bool(vp8x[0] & FLAG_ALPHA) or any(c.fourcc == b"ALPH" for c in chunks)
+        tiff, packet = _metadata(payloads, plan, alpha=alpha)
         drop = {b"VP8X"} | ({b"EXIF"} if tiff else set()) | ({b"XMP "} if packet is not None else set())
         kept: list[_Chunk] = [c for c in chunks if c.fourcc not in drop]
         last_image = max(i for i, c in enumerate(kept) if c.fourcc in IMAGE_CHUNKS)
         ours = ([_Chunk(b"EXIF", data=tiff)] if tiff else []) + ([_Chunk(b"XMP ", data=packet)] if packet else [])
         kept[last_image + 1 : last_image + 1] = ours
         fourccs = {c.fourcc for c in kept}
-        vp8x = bytearray(_vp8x(src, chunks))
         vp8x[0] &= ~(FLAG_EXIF | FLAG_XMP) & 0xFF
         vp8x[0] |= (FLAG_EXIF if b"EXIF" in fourccs else 0) | (FLAG_XMP if b"XMP " in fourccs else 0)
         out = [_Chunk(b"VP8X", data=bytes(vp8x)), *kept]
@@ -161,6 +165,31 @@ class _Chunk:
     @property
     def size(self) -> int:
         return len(self.data) if self.data is not None else self.length
+
+
+def _metadata(payloads: Payloads, plan: Plan, *, alpha: bool) -> tuple[bytes, bytes | None]:
+    """The planned EXIF and XMP; with alpha, the EXIF also holds the SwarmUI copy of the A1111
+    parameters in IFD0 Model, whenever the A1111 text went to UserComment and the copy fits."""
+    tiff, packet = planned_metadata(payloads, plan, WEBP_CHUNK_MAX)
+    in_exif = any(
+        p.target == A1111 and p.location == "exif:UserComment" and p.status == "written" for p in plan.placements
+    )
+    if alpha and in_exif:
+        content = exif_content(payloads, plan)
+        content.swarm = swarm.model_json(payloads.record)
+        both = exif.build(content)
+        if len(both) <= WEBP_CHUNK_MAX:
+            tiff = both
+    return tiff, packet
+
+
+def _transparent(image: Any) -> bool:
+    """Whether any pixel is not fully opaque: libwebp drops an alpha channel that is all 255 anyway."""
+    if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+        return False
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+    low: int = rgba.getchannel("A").getextrema()[0]
+    return low < 255
 
 
 def _index(src: BinaryIO) -> list[_Chunk]:

@@ -54,10 +54,34 @@ def _simple_fields(record: Record) -> dict[str, Any]:
         "Width": gen.width,
         "Height": gen.height,
         "Checkpoint": checkpoint.name if checkpoint else None,
-        "Loras": ", ".join(m.name for m in record.loras()) or None,
         "SaveNode": record.provenance.save_node_id,
         "PromptID": record.provenance.prompt_id,
     }
+
+
+# A LoRA's properties in cprov:Loras, in this order: (property, how to get it from the Model).
+LORA_FIELDS = ("Name", "StrengthModel", "StrengthClip", "SHA256", "AutoV3")
+
+
+def _loras(record: Record, text_limit: int) -> str:
+    """cprov:Loras: an rdf:Bag of structures, one per LoRA, with its strengths and hashes (exiftool
+    shows them as LorasName, LorasStrengthModel, ...)."""
+    items = []
+    for model in record.loras():
+        values = (
+            model.name,
+            model.strength_model,
+            model.strength_clip,
+            *(model.hashes.get(k) for k in ("sha256", "autov3")),
+        )
+        parts = "".join(
+            f"<{PREFIX}:{name}>{escape(_text(str(value), text_limit))}</{PREFIX}:{name}>"
+            for name, value in zip(LORA_FIELDS, values, strict=True)
+            if value is not None
+        )
+        items.append(f'     <rdf:li rdf:parseType="Resource">{parts}</rdf:li>')
+    body = "\n".join(items)
+    return f"   <{PREFIX}:Loras>\n    <rdf:Bag>\n{body}\n    </rdf:Bag>\n   </{PREFIX}:Loras>"
 
 
 def build(
@@ -88,6 +112,8 @@ def build(
         elements.append(f"   <{PREFIX}:Positive>{prompt}</{PREFIX}:Positive>")
     if gen.negative:
         elements.append(f"   <{PREFIX}:Negative>{escape(_text(gen.negative, text_limit))}</{PREFIX}:Negative>")
+    if record.loras():
+        elements.append(_loras(record, text_limit))
     if sidecar:
         elements.append(f"   <{PREFIX}:Sidecar>{escape(_text(sidecar, text_limit))}</{PREFIX}:Sidecar>")
     if record_json is not None:
@@ -103,8 +129,9 @@ def build(
     return packet.encode("utf-8")
 
 
-def parse(packet: bytes) -> dict[str, str]:
-    """Our namespace's properties plus dc:description, from any XMP packet (safely)."""
+def parse(packet: bytes) -> dict[str, Any]:
+    """Our namespace's properties plus dc:description, from any XMP packet (safely); `Loras` is a list
+    of {Name, StrengthModel, ...} strings (or, from an older packet, one comma-separated string)."""
     if len(packet) > READ_XMP_MAX:
         raise ReadError(f"XMP packet is {len(packet):,} bytes, over the {READ_XMP_MAX:,}-byte read limit")
     text = packet.decode("utf-8", errors="replace")
@@ -124,13 +151,18 @@ def parse(packet: bytes) -> dict[str, str]:
         raise ReadError(f"XMP refused: {type(err).__name__} (entity or DTD in the packet)") from err
     except SafeET.ParseError as err:
         raise ReadError(f"XMP is not well-formed XML: {err}") from err
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {}
     for desc in root.iter(f"{{{NS_RDF}}}Description"):
         for key, value in desc.attrib.items():
             if key.startswith(f"{{{NS_PROV}}}"):
                 out[key.split("}", 1)[1]] = value
         for child in desc:
-            if child.tag.startswith(f"{{{NS_PROV}}}"):
+            if child.tag == f"{{{NS_PROV}}}Loras" and len(child):
+                out["Loras"] = [
+                    {part.tag.split("}", 1)[1]: part.text or "" for part in li if part.tag.startswith(f"{{{NS_PROV}}}")}
+                    for li in child.iter(f"{{{NS_RDF}}}li")
+                ]
+            elif child.tag.startswith(f"{{{NS_PROV}}}"):
                 out[child.tag.split("}", 1)[1]] = child.text or ""
             elif child.tag == f"{{{NS_DC}}}description":
                 li = child.find(f".//{{{NS_RDF}}}li")

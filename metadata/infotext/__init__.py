@@ -14,6 +14,7 @@ from .labels import (
     COMFY_SAMPLER,
     EXACT_NEGATIVE,
     EXACT_PROMPT,
+    LORA_TAGS,
     NEGATIVE_PREFIX,
     _names,
     format_number,
@@ -25,17 +26,19 @@ from .labels import (
     scheduler_label,
 )
 from .read import Infotext, parse, to_record
-from .write import build, parameters
+from .write import build, lora_tags, parameters
 
 __all__ = [
     "COMFY_SAMPLER",
     "EXACT_NEGATIVE",
     "EXACT_PROMPT",
+    "LORA_TAGS",
     "NEGATIVE_PREFIX",
     "Infotext",
     "_names",
     "build",
     "format_number",
+    "lora_tags",
     "parameters",
     "parse",
     "quote",

@@ -11,6 +11,10 @@ NEGATIVE_PREFIX = "Negative prompt:"
 EXACT_PROMPT = "Exact prompt"
 EXACT_NEGATIVE = "Exact negative prompt"
 COMFY_SAMPLER = "ComfyUI sampler"
+# How many `<lora:…>` tags were appended to the prompt for A1111 readers (our reader takes them off again).
+LORA_TAGS = "Lora tags appended"
+# A1111's extra-network tag: `<lora:name>`, `<lora:name:w>`, `<lora:name:te:unet>`, named `te=`/`unet=` too.
+RE_LORA_TAG = re.compile(r"<lora:([^:<>]+)((?::[^:<>]*)*)>", re.IGNORECASE)
 
 # A1111 infotext_utils.re_param: a key, then a quoted JSON string or anything up to a comma.
 RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -50,6 +54,12 @@ def scheduler_from_label(label: str) -> str:
     return reverse.get(label, label)
 
 
+def tag_separator(prompt: str) -> str:
+    """What goes between a prompt and the `<lora:…>` tags appended to it: one space (none after an empty
+    prompt), always the same, so a reader can take the tags off and get the prompt back exactly."""
+    return " " if prompt else ""
+
+
 def quote(value: str) -> str:
     """A1111's quote(): JSON-quote values holding `,` `:` or a newline (and ones that look quoted)."""
     if any(c in value for c in ",:\n") or (value.startswith('"') and value.endswith('"')):
@@ -65,10 +75,11 @@ def format_number(value: float | int) -> str:
 
 
 def safe_name(name: str) -> str:
-    """Model names lose `,` and `:` in infotext: naive readers split on them (readers.md §7.3)."""
+    """Model names lose `,` and `:` in infotext: naive readers split on them (readers.md §7.3); `<` and
+    `>` too, which would end a `<lora:…>` tag. The file's stem, as A1111 names a LoRA in tags."""
     stem = name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
     for ext in (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft"):
         if stem.lower().endswith(ext):
             stem = stem[: -len(ext)]
             break
-    return stem.replace(",", "").replace(":", "")
+    return stem.replace(",", "").replace(":", "").replace("<", "").replace(">", "")

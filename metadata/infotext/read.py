@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,11 +12,14 @@ from .labels import (
     COMFY_SAMPLER,
     EXACT_NEGATIVE,
     EXACT_PROMPT,
+    LORA_TAGS,
     NEGATIVE_PREFIX,
+    RE_LORA_TAG,
     RE_PARAM,
     RE_SIZE,
     sampler_from_label,
     scheduler_from_label,
+    tag_separator,
 )
 
 
@@ -26,6 +30,8 @@ class Infotext:
     positive: str
     negative: str | None
     params: dict[str, str] = field(default_factory=dict)
+    # Every `<lora:…>` tag of the prompt as written, appended ones included: (name, te, unet) strengths.
+    loras: list[tuple[str, float | None, float | None]] = field(default_factory=list)
 
 
 def parse(text: str) -> Infotext:
@@ -51,12 +57,64 @@ def parse(text: str) -> Infotext:
     exact_negative = raw.pop(EXACT_NEGATIVE, None)
     params = {k: _unquote(v) for k, v in raw.items()}
     exact_positive = params.pop(EXACT_PROMPT, None)
-    result = Infotext(positive, negative if in_negative else None, params)
+    loras = [_lora_tag(m) for m in RE_LORA_TAG.finditer(positive)]
+    appended = params.pop(LORA_TAGS, "")
+    if appended.isdigit():  # tags our writer appended for A1111 readers: the prompt itself had none of them
+        positive = _without_last_tags(positive, int(appended))
+        if exact_positive is not None:  # a prompt A1111's rules split: the tags follow it in the text
+            loras = _appended_after(exact_positive, "\n".join(lines), int(appended)) or loras
+    result = Infotext(positive, negative if in_negative else None, params, loras)
     if exact_positive is not None:
         result.positive = exact_positive
     if exact_negative is not None:
         result.negative = None if exact_negative == "null" else _unquote(exact_negative)
     return result
+
+
+def _without_last_tags(prompt: str, count: int) -> str:
+    """`prompt` as it was before the writer appended `count` tags (and a separator: labels.tag_separator);
+    unchanged if it does not end so."""
+    text = prompt
+    for index in range(count):
+        start = text.rfind("<lora:")
+        if start < 0 or not text.endswith(">") or RE_LORA_TAG.fullmatch(text[start:]) is None:
+            return prompt
+        text = text[:start]
+        if index < count - 1:
+            if not text.endswith(", "):
+                return prompt
+            text = text[:-2]
+    if not text:
+        return text
+    separator = tag_separator(text[:-1])
+    return text[: -len(separator)] if separator and text.endswith(separator) else prompt
+
+
+def _appended_after(prompt: str, head: str, count: int) -> list[tuple[str, float | None, float | None]]:
+    """The tags of `prompt` and the `count` appended right after it, where the text starts with it."""
+    visible = prompt.replace("\x00", "")
+    prefix = (visible + tag_separator(visible)).lstrip()  # parse() stripped the whole text first
+    if not head.startswith(prefix):
+        return []
+    appended = list(RE_LORA_TAG.finditer(head, len(prefix)))[:count]
+    return [_lora_tag(m) for m in RE_LORA_TAG.finditer(visible)] + [_lora_tag(m) for m in appended]
+
+
+def _lora_tag(match: re.Match[str]) -> tuple[str, float | None, float | None]:
+    """(name, te, unet) of one tag by A1111's rules: positional te then unet (unet defaults to te), or named."""
+    positional: list[str] = []
+    named: dict[str, str] = {}
+    for part in match.group(2).split(":")[1:]:
+        key, sep, value = part.partition("=")
+        if sep:
+            named[key.strip().lower()] = value
+        else:
+            positional.append(part)
+    te = _number(named.get("te", positional[0] if positional else None), float)
+    unet = _number(named.get("unet", positional[1] if len(positional) > 1 else None), float)
+    if not positional and "te" not in named:
+        te = 1.0
+    return match.group(1).strip(), te, unet if unet is not None else te
 
 
 def _take_hashes(line: str) -> tuple[str, str | None]:
@@ -137,6 +195,12 @@ def to_record(info: Infotext) -> Record:
             hashes = _hex(autov3=short) if role == "lora" else _hex(sha256=short)
             hashes.update(_hex(autov2=civitai.get(prefix + name)))
             record.models.append(Model(role=role, name=name, hashes=hashes))
+    for name, te, unet in info.loras:  # the strengths A1111's tags carry, on the LoRA they name
+        lora = next((m for m in record.loras() if m.name == name), None)
+        if lora is None:
+            lora = Model(role="lora", name=name, hashes=_hex(autov2=civitai.get("lora:" + name)))
+            record.models.append(lora)
+        lora.strength_model, lora.strength_clip = unet, te
     record.provenance.capture_mode = "imported"
     record.provenance.other["imported_from"] = "a1111"
     record.provenance.other["parameters"] = p

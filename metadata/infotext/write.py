@@ -10,6 +10,7 @@ from .labels import (
     COMFY_SAMPLER,
     EXACT_NEGATIVE,
     EXACT_PROMPT,
+    LORA_TAGS,
     NEGATIVE_PREFIX,
     format_number,
     quote,
@@ -17,6 +18,7 @@ from .labels import (
     sampler_from_label,
     sampler_label,
     scheduler_label,
+    tag_separator,
 )
 from .read import parse
 
@@ -39,7 +41,7 @@ def _extra(gen: Generation, key: str) -> Any:
     return getattr(gen, key, None) if hasattr(gen, key) else gen.other.get(key)
 
 
-def _base_model(record: Record) -> Model | None:
+def base_model(record: Record) -> Model | None:
     """The base pass's model (the checkpoint or diffusion model that drew the first pass)."""
     name = record.passes[0].model if record.passes else None
     roles = ("checkpoint", "unet", "diffusion_model")
@@ -114,11 +116,11 @@ def parameters(record: Record) -> list[tuple[str, str]]:
         add("Schedule type", scheduler_label(gen.scheduler))
     add("CFG scale", gen.cfg)
     add("Seed", gen.seed)
-    width = gen.width or record.image.width
-    height = gen.height or record.image.height
-    if width and height:
-        add("Size", f"{width}x{height}")
-    base = _base_model(record)
+    # Only the generation size: a saved file's pixels may have been upscaled or cropped since (the
+    # save path fills the generation size from the pixels only where the graph shows they are the same).
+    if gen.width and gen.height:
+        add("Size", f"{gen.width}x{gen.height}")
+    base = base_model(record)
     if base is not None:
         add("Model hash", base.hashes.get("autov2"))
         add("Model", safe_name(base.name))
@@ -150,15 +152,36 @@ def parameters(record: Record) -> list[tuple[str, str]]:
     return pairs
 
 
-def build(record: Record) -> str:
-    """The complete infotext for a record."""
+def lora_tags(record: Record) -> list[str]:
+    """The record's LoRAs as A1111 writes them in a prompt: `<lora:name:w>`, or A1111's two-weight form
+    `<lora:name:te:unet>` (CLIP strength first, model strength second) when the two differ. A LoRA on
+    the model only (no CLIP strength) is `<lora:name:0:w>`. A strength the graph did not fix is never
+    guessed: such a LoRA gets no tag (`Lora hashes` still names it)."""
+    tags = []
+    for model in record.loras():
+        unet, te = model.strength_model, model.strength_clip
+        if unet is None:
+            continue
+        te = 0.0 if te is None else te
+        name = safe_name(model.name)
+        weights = format_number(unet) if te == unet else f"{format_number(te)}:{format_number(unet)}"
+        tags.append(f"<lora:{name}:{weights}>")
+    return tags
+
+
+def build(record: Record, *, with_lora_tags: bool = True) -> str:
+    """The complete infotext for a record; with_lora_tags appends the LoRAs to the prompt as A1111 does."""
     gen = record.generation
     positive = gen.positive or ""
     negative = gen.negative
-    lines = [_visible(positive)]
+    tags = lora_tags(record) if with_lora_tags else []
+    shown = positive + tag_separator(positive) + ", ".join(tags) if tags else positive
+    lines = [_visible(shown)]
     if negative:
         lines.append(f"{NEGATIVE_PREFIX} {_visible(negative)}")
     pairs = parameters(record)
+    if tags:
+        pairs.append((LORA_TAGS, str(len(tags))))
     head = "\n".join(lines)
     plain = parse(head + "\n" + _join(pairs))
     if plain.positive != positive:

@@ -46,6 +46,10 @@ MODEL_ROLE_ORDER = (
 RE_EMBEDDING = re.compile(r"embedding:([^\s,()]+?)(?::[\d.]+)?(?=[\s,()]|$)")
 SKIP_NAMES = frozenset({"", "None", "none", "Baked VAE"})
 NOT_EXTRAS = frozenset({"sources", "batch_size", "clip_skip", "leftover_noise"})
+# Nodes between a generator and the save node that leave the pixel size as the generator made it.
+SIZE_KEEPING = frozenset({*GENERATORS, "output", "decode", "switch"})
+# field_sources value: the field is the saved pixels' (filled at save time, see fill_size_from_pixels).
+PIXELS = "pixels"
 
 
 @dataclass(frozen=True)
@@ -110,28 +114,33 @@ class _Run:
         upstream = {r: n for r in roots if (n := self.graph.get(r)) is not None}
         self.upstream = self.walker.upstream(roots)
         upstream.update(self.upstream)
-        output, output_sources, terminals, used = self._output(roots)
+        output, output_sources, terminals, used, direct = self._output(roots)
         passes = _ordered(self._passes(terminals))
         rec.passes = [p.entry for p in passes]
         rec.models, excluded = self._models(upstream, passes, used)
         if passes:
             self._generation(rec, passes, output, output_sources)
             rec.generation.input_images = self._input_images(upstream.values())
+            if direct and len(passes) == 1:
+                _size_from_pixels(rec)
         else:
             rec.warn("no sampler upstream of the save node: generation fields are unknown")
         self._provenance(rec, upstream, passes, excluded)
         return rec
 
     # -- what the save node is made of ----------------------------------------------------------
-    def _output(self, roots: list[str]) -> tuple[dict[str, Any], dict[str, str], list[Node], list[str]]:
-        """Fields of the output nodes (fps), the generators that made the output, and the VAEs decoding it."""
+    def _output(self, roots: list[str]) -> tuple[dict[str, Any], dict[str, str], list[Node], list[str], bool]:
+        """Fields of the output nodes (fps), the generators that made the output, the VAEs decoding it,
+        and whether the saved pixels come straight from a generator (decoded at most: same size)."""
         fields: dict[str, Any] = {}
         sources: dict[str, str] = {}
         terminals: list[Node] = []
         used: list[str] = []
+        direct = True
         for node, out, _ in self.walker.lineage([(r, 0) for r in roots]):
             rule = self.values.rule(node)
             role = rule.role if rule else None
+            direct = direct and role in SIZE_KEEPING
             if role in GENERATORS:
                 terminals.append(node)
             elif role == "output":
@@ -142,7 +151,7 @@ class _Run:
                     if vae_rule is not None and vae_rule.role == "loader":
                         used.append(vae.id)
                         break
-        return fields, sources, terminals, used
+        return fields, sources, terminals, used, direct and len(terminals) == 1
 
     def _passes(self, terminals: list[Node]) -> list[PassInfo]:
         built: dict[str, PassInfo] = {}
@@ -302,6 +311,26 @@ def _ordered(infos: list[PassInfo]) -> list[PassInfo]:
             if not deps and dependent not in placed:
                 heapq.heappush(ready, (sort_key(dependent), dependent))
     return ordered
+
+
+def _size_from_pixels(rec: Record) -> None:
+    """Where the graph leaves the generation size open but the output is the generator's pixels,
+    decoded at most, the saved pixel size is the generation size: the save fills it from the image
+    (field_sources says "pixels"), never a size the pixels got from an upscale."""
+    sources = rec.provenance.field_sources
+    for name in ("width", "height"):
+        if getattr(rec.generation, name) is None:
+            sources[name] = PIXELS
+
+
+def fill_size_from_pixels(record: Record, width: int | None, height: int | None) -> None:
+    """The generation size from the saved pixels, where the parser found them to be the same."""
+    sources = record.provenance.field_sources
+    for name, value in (("width", width), ("height", height)):
+        if sources.get(name) == PIXELS and getattr(record.generation, name) is None and value:
+            setattr(record.generation, name, value)
+            if record.passes and getattr(record.passes[0], name) is None:
+                setattr(record.passes[0], name, value)
 
 
 def _role(values: Values, node: Node) -> str | None:
