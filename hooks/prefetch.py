@@ -20,10 +20,10 @@ from typing import Any
 
 from .. import compat
 from ..metadata.hashing import shared_background, shared_cache
-from ..metadata.hashing.background import Workers
 from ..metadata.parser.parse import WorkflowParser
 from ..metadata.parser.rules import default_rules, set_user_rules_dir
 from ..metadata.record import Model
+from ..metadata.workers import Workers
 
 logger = logging.getLogger(__name__)
 

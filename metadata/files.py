@@ -64,13 +64,15 @@ def _write_temp(target: Path, token: str, write: Callable[[BinaryIO], Any], *, m
     """`write` fills a new temporary for `target`; removed again if anything fails."""
     tmp = temp_path(target, token)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        # Created with the plain-open mode (the umask applies), so the usual case needs no chmod.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
+        if mode != FILE_MODE:
+            os.chmod(tmp, mode)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

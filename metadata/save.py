@@ -135,7 +135,8 @@ class _Job:
     comfy: list[tuple[str, str]]
 
     def pixels_only(self, handle: Any) -> None:
-        self.pil.save(handle, format=self.fmt.name.upper(), **_pixel_params(self.fmt.name, self.options))
+        self.fmt.encode_pixels(self.pil, self.options, handle)
+
 
 
 def save_images(
@@ -226,14 +227,6 @@ def _for_image(base: Record, pil: PILImage.Image, index: int, count: int, *, fmt
     return record
 
 
-def _pixel_params(fmt: str, options: SaveOptions) -> dict[str, Any]:
-    if fmt == "png":
-        return {"compress_level": options.compress_level}
-    if fmt == "webp":
-        return {"quality": options.quality, "lossless": options.lossless}
-    return {"quality": options.quality}
-
-
 def prepare(
     record: Record,
     comfy: list[tuple[str, str]],
@@ -268,12 +261,16 @@ def _write_pixels(job: _Job) -> SavedFile:
 
 
 def _write_one(job: _Job, record: Record) -> SavedFile:
-    """Sidecars and image staged, then published together; a metadata failure falls back, never fails."""
+    """Sidecars and image staged, then published together; a metadata failure falls back, never fails.
+
+    One encode writes pixels and metadata together. (Encoding on a helper thread while the metadata
+    is built was measured and lost: Pillow's JPEG encoder keeps the GIL, and the PNG encoder takes
+    it back after every block, so the two threads only queue for it.)
+    """
     spill = runtime_merge.spill(record, sidecar.path_for(job.path, runtime_merge.SIDECAR).name)
     try:
-        payloads, plan = prepare(
-            record, job.comfy, job.fmt, job.options.targets, spill, lora_tags=job.options.lora_tags
-        )
+        tags = job.options.lora_tags
+        payloads, plan = prepare(record, job.comfy, job.fmt, job.options.targets, spill, lora_tags=tags)
     except Exception as err:
         if spill is not None:
             record.runtime = spill.block  # the fallback's JSON sidecar holds it whole

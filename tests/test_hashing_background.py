@@ -23,6 +23,7 @@ from comfyui_provenance.metadata.hashing import background as background_module
 from comfyui_provenance.metadata.read import read
 from comfyui_provenance.metadata.record import Model
 from comfyui_provenance.metadata.save import SaveOptions, save_images
+from comfyui_provenance.metadata.workers import Workers
 
 
 class Gate:
@@ -132,7 +133,7 @@ def test_the_wait_cap_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_failing_call_does_not_kill_the_worker(tmp_path: Path) -> None:
-    workers = background_module.Workers(1, "provenance-test")
+    workers = Workers(1, "provenance-test")
     boom = workers.submit(lambda: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         boom.result(5)

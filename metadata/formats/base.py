@@ -116,6 +116,10 @@ class Format(Protocol):
 
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None: ...
 
+    def encode_pixels(self, image: Any, options: Any, fp: BinaryIO) -> None:
+        """The pixels alone, as `encode` would write them (the save restamps its metadata in afterwards)."""
+        ...
+
     def encode_core(self, image: Any, payloads: Payloads, options: Any, fp: BinaryIO) -> None: ...
 
     def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:

@@ -147,6 +147,10 @@ class JpegFormat:
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         rgb.save(fp, format="JPEG", **params)
 
+    def encode_pixels(self, image: Any, options: Any, fp: BinaryIO) -> None:
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        rgb.save(fp, format="JPEG", quality=options.quality, optimize=False)
+
     def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
         """Header segments rewritten (old Exif/XMP out, ours in after SOI and APP0); the scan copied as is.
 

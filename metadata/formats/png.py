@@ -111,6 +111,9 @@ class PngFormat:
         info = _pnginfo(payloads, plan)
         image.save(fp, format="PNG", pnginfo=info, compress_level=options.compress_level)
 
+    def encode_pixels(self, image: Any, options: Any, fp: BinaryIO) -> None:
+        image.save(fp, format="PNG", compress_level=options.compress_level)
+
     def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
         """Rewrite the chunk stream: the planned text chunks go in before the image data (or before
         any iTXt the file keeps, so our XMP is the first), the old ones under the same keywords go.

@@ -62,6 +62,11 @@ class WebpFormat:
             params["xmp"] = packet
         image.save(fp, format="WEBP", **params)
 
+    def encode_pixels(self, image: Any, options: Any, fp: BinaryIO) -> None:
+        if image.mode != "RGB" and not _transparent(image):
+            image = image.convert("RGB")  # an opaque alpha channel carries nothing
+        image.save(fp, format="WEBP", quality=options.quality, lossless=options.lossless)
+
     def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
         """The same RIFF with our EXIF and XMP in place of the old ones; image chunks copied as they are.
 

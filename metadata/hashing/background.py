@@ -14,13 +14,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
+from ..workers import Workers
 from .cache import HashCache
 from .result import HashResult
 
@@ -43,31 +42,6 @@ def _env_number(name: str, default: float, lowest: float) -> float:
 def wait_cap() -> float:
     """Seconds a save waits for missing hashes (PROVENANCE_HASH_WAIT_S, default 5)."""
     return _env_number(ENV_WAIT, DEFAULT_WAIT_S, 0.0)
-
-
-class Workers:
-    """A fixed number of daemon threads running submitted calls in order; each call gets a Future."""
-
-    def __init__(self, count: int, name: str) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(count)]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        self._queue.put((fn, args, future))
-        return future
-
-    def _work(self) -> None:
-        while True:
-            fn, args, future = self._queue.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args))
-            except BaseException as err:  # delivered to whoever waits; a worker never dies of it
-                future.set_exception(err)
 
 
 class Background:
