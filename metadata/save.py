@@ -138,7 +138,6 @@ class _Job:
         self.fmt.encode_pixels(self.pil, self.options, handle)
 
 
-
 def save_images(
     images: Sequence[np.ndarray],
     context: SaveContext,
