@@ -79,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
 def show(path: Path, record: Record, args: argparse.Namespace, array: JsonArray | None) -> None:
     if array is not None:
         array.add(record.to_dict())
-    elif args.json:
-        print(json.dumps(record.to_dict(), indent=2, ensure_ascii=False))
+    elif args.json:  # streamed: a record holding 30 MB of graphs is never one string in memory
+        json.dump(record.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
     elif args.jsonl:
         line = {"file": str(path), "record": record.to_dict()}
         print(json.dumps(line, ensure_ascii=False, separators=(",", ":")))

@@ -660,7 +660,6 @@ def run_entries(image: str, out: str) -> dict[str, Any]:
     """Each entry point of the `provenance` command on `image`, in this process, one after another:
     {entry: {"status", "stderr", "seconds"}}; `maxrss_kb` is the process's peak over all of them."""
     import contextlib
-    import resource
     import time
 
     from comfyui_provenance.cli.main import main as cli
@@ -679,8 +678,22 @@ def run_entries(image: str, out: str) -> dict[str, Any]:
                 status = f"raised {type(exc).__name__}"
                 err.write("Traceback (most recent call last):\n" + "".join(traceback.format_exception(exc)))
         report[entry] = {"status": status, "stderr": err.getvalue(), "seconds": time.perf_counter() - started}
-    report["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report["maxrss_kb"] = peak_kb()
     return report
+
+
+def peak_kb() -> int:
+    """This process's own peak RSS: VmHWM, since ru_maxrss also counts what the parent was at fork."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main(argv: list[str]) -> int:
