@@ -41,12 +41,23 @@ else:
 
 
 def _log_level() -> None:
-    """PROVENANCE_LOG_LEVEL (DEBUG, INFO, ...) sets the pack's own log level, leaving ComfyUI's alone."""
+    """PROVENANCE_LOG_LEVEL (DEBUG, INFO, ...) sets the pack's own log level, leaving ComfyUI's alone.
+
+    ComfyUI (0.33) sets its console handler to --verbose's level (INFO by default), so below INFO
+    the pack's records get a console handler of their own instead of going through ComfyUI's.
+    """
     import os
 
     level = os.environ.get("PROVENANCE_LOG_LEVEL", "").strip().upper()
-    if level in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        logging.getLogger(__name__).setLevel(level)
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        return
+    pack = logging.getLogger(__name__)
+    pack.setLevel(level)
+    if logging.getLevelName(level) < logging.INFO and not pack.handlers:
+        handler = logging.StreamHandler()  # ComfyUI's intercepted stderr: its console and log viewer
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        pack.addHandler(handler)
+        pack.propagate = False
 
 
 _log_level()

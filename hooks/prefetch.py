@@ -2,12 +2,13 @@
 
 Uses ComfyUI's official seam, `PromptServer.instance.add_on_prompt_handler` (no runtime hooks
 needed): the handler runs on the server's event loop for every posted prompt, so it only hands
-the graph to a worker thread and returns it untouched. The worker parses the graph with the
-capture rules, locates each model where ComfyUI's loaders find them, and queues it on the
-background hasher (metadata/hashing/background.py), whose results land in the hash cache the save
-node reads. With the runtime hooks on, a loader that runs (a model chosen by a switch at run
-time, say) queues its file too. Nothing here can fail a prompt: every error is logged once.
-PROVENANCE_HASH_PREFETCH=0 turns it off. Tested with ComfyUI 0.33.0 (commit 783545f6).
+the graph to a worker thread and returns it untouched. For a graph with a Provenance save node,
+the worker parses what lies upstream of it with the capture rules, locates each model where
+ComfyUI's loaders find them, and queues it on the background hasher
+(metadata/hashing/background.py), whose results land in the hash cache the save node reads.
+With the runtime hooks on, a loader that runs (a model chosen by a switch at run time, say)
+queues its file too. Nothing here can fail a prompt: every error is logged once.
+PROVENANCE_HASH_PREFETCH=0 (or ComfyUI's --disable-metadata) turns it off. Tested with ComfyUI 0.33.0 (commit 783545f6).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from ..metadata.workers import Workers
 logger = logging.getLogger(__name__)
 
 ENV = "PROVENANCE_HASH_PREFETCH"
+# The nodes whose saves use the hashes (node ids are permanent contracts: nodes/save_image.py).
+SAVE_NODES = frozenset({"ProvenanceSaveImage"})
 _OFF = frozenset({"0", "false", "off", "no"})
 
 _state: dict[str, Any] = {"workers": None, "registered": False, "failures": set()}
@@ -70,10 +73,32 @@ def queue_models(models: Iterable[Model]) -> int:
 
 
 def prefetch_prompt(prompt: Mapping[str, Any]) -> int:
-    """Parse `prompt` (every output) and queue its models; runs on the prefetch worker."""
+    """Queue the models upstream of the prompt's Provenance save nodes (none: nothing to hash for
+    us); runs on the prefetch worker, which also warms what a process's first save would load."""
+    saves = [str(k) for k, v in prompt.items() if isinstance(v, Mapping) and v.get("class_type") in SAVE_NODES]
+    if not saves:
+        return 0
+    _warm()
     set_user_rules_dir(compat.user_directory() / "provenance" / "rules")
-    record = WorkflowParser().parse(prompt)
-    return queue_models(record.models)
+    parser = WorkflowParser()
+    models = {(m.role, m.name): m for save in saves for m in parser.parse(prompt, save).models}
+    return queue_models(models.values())
+
+
+def _warm() -> None:
+    """Load, once, what the first save would otherwise load on ComfyUI's worker: Pillow's plugins and
+    the A1111 label tables."""
+    with _lock:
+        if _state.get("warm"):
+            return
+        _state["warm"] = True
+    from PIL import Image
+
+    from ..metadata.infotext import sampler_label
+
+    Image.preinit()
+    Image.init()
+    sampler_label("euler")
 
 
 def _prefetch_safely(prompt: Mapping[str, Any]) -> None:
@@ -117,8 +142,9 @@ def _queue_safely(models: list[Model]) -> None:
 
 
 def register() -> bool:
-    """Add the on-prompt handler to ComfyUI's server, once per process; False when there is no seam."""
-    if not enabled():
+    """Add the on-prompt handler to ComfyUI's server, once per process; False when there is no seam
+    (or nothing would use the hashes: PROVENANCE_HASH_PREFETCH=0, ComfyUI's --disable-metadata)."""
+    if not enabled() or compat.metadata_disabled():
         return False
     with _lock:
         if _state["registered"]:

@@ -63,8 +63,9 @@ def comfyui_hasher(models: list[Model]) -> None:
     prompt was posted; the save waits at most PROVENANCE_HASH_WAIT_S for what is still missing.
     """
     cache = shared_cache(compat.hash_cache_directory())
+    background, locator = shared_background(cache), compat.model_locator()
     started = time.perf_counter()
-    hash_models(models, compat.model_locator(), cache, background=shared_background(cache), wait_s=wait_cap())
+    hash_models(models, locator, cache, background=background, wait_s=wait_cap())
     _timing["hash_wait_ms"] = (time.perf_counter() - started) * 1000
 
 

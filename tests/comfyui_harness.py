@@ -3,7 +3,8 @@
 The server runs in its own Python (COMFYUI_PYTHON, else the checkout's sibling venv, else ours)
 with a throwaway base directory whose custom_nodes/ holds only a symlink to this pack, so the
 checkout's own custom nodes, output folder and database are never touched. Models still come
-from the checkout (--models-directory). Everything talks to 127.0.0.1 with bounded timeouts.
+from the checkout (--models-directory, or an extra_model_paths.yaml where ComfyUI predates that flag).
+Everything talks to 127.0.0.1 with bounded timeouts.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,43 @@ def _supports(checkout: Path, flag: str) -> bool:
     return cli_args.exists() and f'"{flag}"' in cli_args.read_text("utf-8", errors="replace")
 
 
+def _source(checkout: Path, relative: str) -> str:
+    path = checkout / relative
+    return path.read_text("utf-8", errors="replace") if path.is_file() else ""
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a checkout offers that the tests must adapt to, read from its files (no import, no server)."""
+
+    version: tuple[int, ...]
+    v3: bool  # comfy_api/latest: the pack registers its V3 node; else its V1 fallback (before 0.3.48)
+    executing_context: bool  # comfy_execution/utils.py's get_executing_context (0.3.45 on)
+    queue_validates_v3_combos: bool  # COMBO/multiselect values checked when queued (0.3.48: only when run)
+    console_filters_debug: bool  # the console handler keeps --verbose's level, so a DEBUG logger alone is hidden
+
+
+def features(checkout: Path) -> Features:
+    match = re.search(r"__version__\s*=\s*[\"']([\d.]+)", _source(checkout, "comfyui_version.py"))
+    version = tuple(int(part) for part in match.group(1).split(".")) if match else ()
+    return Features(
+        version=version,
+        v3=(checkout / "comfy_api" / "latest").is_dir(),
+        executing_context="def get_executing_context" in _source(checkout, "comfy_execution/utils.py"),
+        queue_validates_v3_combos="Combo.io_type" in _source(checkout, "execution.py"),
+        console_filters_debug="stream_handler.setLevel" in _source(checkout, "app/logger.py"),
+    )
+
+
+# The save node's debug line (nodes/save_image.py), shown when ComfyUI logs the pack at DEBUG.
+SAVE_LINE = re.compile(r"provenance: saved (\d+) file\(s\) in ([\d.]+) ms \(([\d.]+) ms waiting for model hashes\)")
+
+
+def save_timings(log: str) -> list[tuple[int, float, float]]:
+    """(files, save ms, ms waiting for model hashes) of every save the log shows, in order."""
+    return [(int(m[1]), float(m[2]), float(m[3])) for m in SAVE_LINE.finditer(log)]
+
+
 class Server:
     """One ComfyUI process on a free loopback port, with its own base/output folders."""
 
@@ -72,6 +112,7 @@ class Server:
         self.checkout = checkout
         self.base = base
         self.output = base / "output"
+        self.user = base / "user"  # ComfyUI's user directory under --base-directory (the hash cache lives here)
         self.log_path = base / "comfyui.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -93,15 +134,18 @@ class Server:
             "--disable-auto-launch",
             *extra_args,
         ]
-        if (checkout / "models").is_dir() and _supports(checkout, "--models-directory"):
-            args += ["--models-directory", str(checkout / "models")]
+        if (checkout / "models").is_dir():
+            if _supports(checkout, "--models-directory"):
+                args += ["--models-directory", str(checkout / "models")]
+            else:  # before --models-directory, --base-directory would hide the checkout's models
+                args += ["--extra-model-paths-config", str(self._model_paths_config(checkout / "models"))]
         if _supports(checkout, "--database-url"):
             args += ["--database-url", "sqlite:///:memory:"]
         if _supports(checkout, "--disable-api-nodes"):
             args.append("--disable-api-nodes")
         self._log = self.log_path.open("wb")
         # The pack's switches (PROVENANCE_HOOKS, ...) come only from `env`: the caller's own are not inherited.
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_HOOKS")}
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_")}
         self.process = subprocess.Popen(
             args,
             cwd=checkout,
@@ -110,6 +154,15 @@ class Server:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+    def _model_paths_config(self, models: Path) -> Path:
+        """An extra_model_paths.yaml naming each folder of the checkout's models/ (ComfyUI's folder names)."""
+        folders = sorted(p.name for p in models.iterdir() if p.is_dir())
+        lines = ["checkout_models:", f"    base_path: {json.dumps(str(models))}"]
+        lines += [f"    {name}: {json.dumps(name)}" for name in folders]
+        config = self.base / "extra_model_paths.yaml"
+        config.write_text("\n".join(lines) + "\n", "utf-8")
+        return config
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -161,6 +214,12 @@ class Server:
                 return resp.status, json.load(resp)
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")
+
+    def free(self, unload_models: bool = True) -> None:
+        """POST /free: drop the loaded models (a few GB for SD1.5) and the worker's caches before its next prompt."""
+        body = json.dumps({"unload_models": unload_models, "free_memory": True}).encode("utf-8")
+        request = urllib.request.Request(f"{self.url}/free", data=body, headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S).close()
 
     def wait_history(self, prompt_id: str, timeout: float = 120.0) -> dict[str, Any]:
         """The /history entry of a finished prompt (success or error)."""
