@@ -86,19 +86,25 @@ def prefetch_prompt(prompt: Mapping[str, Any]) -> int:
 
 
 def _warm() -> None:
-    """Load, once, what the first save would otherwise load on ComfyUI's worker: Pillow's plugins and
-    the A1111 label tables."""
+    """Do, once, what the first save would otherwise pay for on ComfyUI's worker: Pillow's plugins,
+    the A1111 label tables, and the first touch of image-sized buffers (a 1024² float image turned
+    into pixels: the allocator keeps such buffers for the next save once they have been used)."""
     with _lock:
         if _state.get("warm"):
             return
         _state["warm"] = True
+    import io
+
+    import numpy as np
     from PIL import Image
 
     from ..metadata.infotext import sampler_label
+    from ..metadata.save import to_pil
 
     Image.preinit()
     Image.init()
     sampler_label("euler")
+    to_pil(np.zeros((1024, 1024, 3), dtype=np.float32)).resize((8, 8)).save(io.BytesIO(), format="PNG")
 
 
 def _prefetch_safely(prompt: Mapping[str, Any]) -> None:
