@@ -217,7 +217,7 @@ def _compare(static: Record, record: Record) -> None:
             disagreements.append({"field": path, "parser": before, "runtime": after})
     for path, before, after in (
         ("passes", [p.node_id for p in static.passes], [p.node_id for p in record.passes]),
-        ("models", _models(static), _models(record)),
+        ("models", _models(static, candidates=True), _models(record)),
         ("generation.input_images", static.generation.input_images or [], record.generation.input_images or []),
     ):
         if before == after:
@@ -241,8 +241,13 @@ def _static_path(path: str, record: Record, index_of: Mapping[str, int]) -> str 
     return f"passes[{static_index}].{rest}"
 
 
-def _models(record: Record) -> list[str]:
-    return [f"{m.role}:{m.name}" for m in record.models]
+def _models(record: Record, *, candidates: bool = False) -> list[str]:
+    """role:name of the record's models; with `candidates`, also those it could not decide on (behind an
+    unresolved switch), which the run may narrow down to."""
+    found = [f"{m.role}:{m.name}" for m in record.models]
+    if candidates:
+        found += [f"{m.get('role')}:{m.get('name')}" for m in record.provenance.other.get("candidate_models") or []]
+    return found
 
 
 # -- the inline budget -------------------------------------------------------------------------------

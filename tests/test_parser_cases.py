@@ -554,7 +554,9 @@ def test_switch_with_a_linked_selector_is_unresolved_and_follows_both_ways() -> 
     assert rec.passes[0].model is None  # which model samples is known only at run time
     assert {"node_id": "3", "input": "steps", "depends_on": "21"} in unresolved(rec)
     assert {"node_id": "20", "input": "switch", "depends_on": "22"} in unresolved(rec)
-    assert [m.name for m in rec.loras()] == ["turbo.safetensors"]  # a candidate: listed, never assumed away
+    # Behind the unresolved switch: a candidate, listed apart, never recorded as applied.
+    assert rec.loras() == []
+    assert [m["name"] for m in rec.provenance.other["candidate_models"]] == ["turbo.safetensors"]
 
     api["22"] = node("PrimitiveBoolean", value=False)
     rec = run(api)

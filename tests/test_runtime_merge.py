@@ -235,7 +235,9 @@ def test_a_switch_with_a_linked_selector_keeps_only_the_branch_that_ran() -> Non
     api = checkpoint_switch_graph()
     static, merged = both(api, snapshot({"11": ran("BooleanFromRemoteConfig", {"key": "use_dreamshaper"}, [True])}))
     both_checkpoints = ["v1-5-pruned-emaonly-fp16.safetensors", "dreamshaper_8.safetensors"]
-    assert sorted(model_names(static, "checkpoint")) == sorted(both_checkpoints)
+    assert model_names(static, "checkpoint") == []  # statically both are only candidates
+    candidates = [m["name"] for m in static.provenance.other["candidate_models"] if m["role"] == "checkpoint"]
+    assert sorted(candidates) == sorted(both_checkpoints)
     assert static.passes[0].model is None
     assert {(u["node_id"], u["input"]) for u in unresolved(static)} >= {("12", "switch"), ("14", "switch")}
     assert model_names(merged, "checkpoint") == ["dreamshaper_8.safetensors"]
@@ -250,7 +252,9 @@ def test_the_wan_switches_follow_the_runtime_toggle() -> None:
     api = wan_graph("129:131", "RemoteToggle")  # was a PrimitiveBoolean: now only the run knows
     static, merged = both(api, snapshot({"129:131": ran("RemoteToggle", {}, [False])}))
     assert static.generation.steps is None and static.generation.cfg is None
-    assert len(model_names(static, "lora")) == 2  # candidates: the 4-step LoRAs of the "on" branch
+    assert model_names(static, "lora") == []
+    candidates = [m for m in static.provenance.other["candidate_models"] if m["role"] == "lora"]
+    assert len(candidates) == 2  # the 4-step LoRAs of the "on" branch: candidates, not recorded as applied
     assert (merged.generation.steps, merged.generation.cfg) == (20, 3.5)
     assert [(p.start_step, p.end_step) for p in merged.passes] == [(0, 10), (10, 20)]
     assert model_names(merged, "lora") == []

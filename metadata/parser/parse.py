@@ -23,10 +23,12 @@ from ..errors import GraphTooLarge
 from ..limits import GRAPH_NODES_MAX
 from ..record import COMPOSITE, TRAINED, Generation, Model, Record
 from .graph import Graph, Node, sort_key
+from .infer import with_inferred
 from .loras import loras_of
 from .passes import PassBuilder, PassInfo, normalized
 from .rules import RuleSet, default_rules
 from .runtime_view import RuntimeView
+from .schemas import SchemaSet
 from .values import Values
 from .walks import GENERATORS, Walker, merge_fields
 
@@ -66,8 +68,10 @@ class WorkflowParser:
     Without explicit rules it uses the bundled ones plus the user's rules folder (see rules.py).
     """
 
-    def __init__(self, rules: RuleSet | None = None) -> None:
+    def __init__(self, rules: RuleSet | None = None, schemas: SchemaSet | None = None) -> None:
         self.rules = rules if rules is not None else default_rules()
+        # Schemas the caller knows (an /object_info file or server); live, workflow and snapshot ones are added.
+        self.schemas = schemas
 
     def parse(
         self,
@@ -87,8 +91,11 @@ class WorkflowParser:
     ) -> Analysis:
         if len(prompt) > GRAPH_NODES_MAX:
             raise GraphTooLarge(f"the prompt graph has {len(prompt):,} nodes, over the parser's {GRAPH_NODES_MAX:,}")
-        run = _Run(self.rules, Graph(prompt), runtime)
+        rules, inferred = with_inferred(self.rules, prompt, workflow, self.schemas)
+        run = _Run(rules, Graph(prompt), runtime)
         record = run.record(prompt, save_node_id, workflow)
+        if inferred:  # the record says which classes were read by inference, from which schema
+            record.provenance.other["inferred_rules"] = inferred
         return Analysis(record, frozenset(run.upstream))
 
 
@@ -114,10 +121,18 @@ class _Run:
         upstream = {r: n for r in roots if (n := self.graph.get(r)) is not None}
         self.upstream = self.walker.upstream(roots)
         upstream.update(self.upstream)
+        # Nodes reached only through a switch nobody can resolve statically shaped the output or not:
+        # their models are candidates, never recorded as used.
+        sure = set(upstream) & ({*roots, *self.walker.upstream(roots, sure=True)})
         output, output_sources, terminals, used, direct = self._output(roots)
         passes = _ordered(self._passes(terminals))
         rec.passes = [p.entry for p in passes]
-        rec.models, excluded = self._models(upstream, passes, used)
+        rec.models, excluded = self._models({i: n for i, n in upstream.items() if i in sure}, passes, used)
+        candidates, _ = self._models({i: n for i, n in upstream.items() if i not in sure}, [], [])
+        if candidates:
+            rec.provenance.other["candidate_models"] = [
+                {**m.to_dict(), "reason": "behind a switch whose choice is not known statically"} for m in candidates
+            ]
         if passes:
             self._generation(rec, passes, output, output_sources)
             rec.generation.input_images = self._input_images(upstream.values())

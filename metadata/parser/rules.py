@@ -37,6 +37,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import MetadataError
+from .schemas import SNAPSHOT
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def _rules_folder() -> Path:
 def bundled_files() -> list[Path]:
     """core.json first, then each third-party pack; a1111_names.json is not a rules file."""
     folder = _rules_folder()
-    packs = sorted(p for p in folder.glob("*.json") if p.name not in ("core.json", "a1111_names.json"))
+    packs = sorted(p for p in folder.glob("*.json") if p.name not in ("core.json", "a1111_names.json", SNAPSHOT))
     return [folder / "core.json", *packs]
 
 

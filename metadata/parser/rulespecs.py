@@ -208,8 +208,10 @@ def switch(raw: Any, err: Err) -> SwitchSpec | None:
         err("switch.choices must map selector values (as strings: 'true', '1', 'On') to input names")
         choices = {}
     has_selector = isinstance(raw.get("selector"), str)
-    if has_selector == ("first_present" in raw) or (has_selector and not (choices or raw.get("pattern"))):
-        err("a switch has either a 'selector' with 'choices' or a 'pattern', or 'first_present'")
+    if has_selector == ("first_present" in raw):
+        # A selector alone (no choices, no pattern) says which input decides, not what it picks:
+        # such a switch stays unresolved (and its branches only candidates) until run time.
+        err("a switch has either a 'selector' (with 'choices' or a 'pattern', or alone) or 'first_present'")
     if raw.get("pattern") is not None and "{}" not in str(raw.get("pattern")):
         err("switch.pattern must contain {} for the selector value, e.g. 'input{}'")
     return SwitchSpec(

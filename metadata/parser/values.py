@@ -156,7 +156,8 @@ class Values:
                 if present and spec.first_present.match(name):
                     return name
             return None
-        key = self._input(node, spec.selector, depth) if spec.selector else UNRESOLVED
+        known = bool(spec.choices or spec.pattern)  # a bare selector: what it picks is not known statically
+        key = self._input(node, spec.selector, depth) if spec.selector and known else UNRESOLVED
         if key is UNRESOLVED:
             if report and spec.selector:
                 self.report(node, spec.selector)

@@ -66,7 +66,9 @@ class Walker:
         return (False, None) if chosen is UNRESOLVED else (True, chosen)
 
     # -- everything the output depends on ----------------------------------------------------
-    def upstream(self, roots: list[str]) -> dict[str, Node]:
+    def upstream(self, roots: list[str], *, sure: bool = False) -> dict[str, Node]:
+        """Every node the output depends on; with `sure`, an unresolved switch's branches are left out
+        (only what decides it is followed): what remains certainly shaped the output."""
         found: dict[str, Node] = {}
         get, switches = self.graph.get, self.values.rules.switches
         queue = deque(n for r in roots if (n := get(r)) is not None)
@@ -77,9 +79,9 @@ class Walker:
             if node.class_type in switches:
                 rule = self.values.rule(node)
                 resolved, chosen = self._switch_choice(node, rule)
-                if resolved:
+                selector = rule.switch.selector if rule is not None and rule.switch is not None else None
+                if resolved or sure:
                     # The branch it passes on, and what decided it: the output depends on both.
-                    selector = rule.switch.selector if rule is not None and rule.switch is not None else None
                     keep = {name for name in (chosen, selector) if name is not None}
                     inputs = {name: inputs[name] for name in keep if name in inputs}
             for value in inputs.values():  # links, inlined: this loop sees every input of every node

@@ -1,0 +1,357 @@
+"""Rules inferred from a node class's schema, for classes nobody wrote a rule for.
+
+Data-driven defaults that rules override: each inference reads only input and output *types* and
+conventional *names* (the ones ComfyUI's own nodes use), and produces a rule in the user-rules JSON
+format, so `provenance rules suggest` can print it for the user to pin. The inferences are
+conservative: where a schema does not say something for sure (which input a switch picks, what a
+helper computes), the rule leaves it out and the value stays unresolved, never guessed.
+
+- Outputs are followed by slot **name and type**: an output passes on the input of the same name
+  and type (positive → positive, negative → negative), or the only input of its type.
+- A node giving IMAGE/VIDEO/AUDIO/3D from a multiline prompt, with no model input, is a generation
+  step (a cloud API node): prompt, negative, seed and size land in the record.
+- Text encoders, samplers and their parts (noise, guider, sampler, sigmas), latent makers,
+  encode/decode, loaders (the file-name inputs, a role by output type), LoRA loaders, model and
+  latent pass-throughs, output nodes and switches are recognised by their typed inputs and outputs.
+- IMAGE inputs of a node that makes conditioning are guides (a control image, a reference): the
+  output's lineage does not follow them, so a sampler behind one is auxiliary, never the base pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .rules import NodeRule, RuleError, RuleSet
+from .schemas import NodeSchema, SchemaSet, bundled, from_workflow, live
+
+logger = logging.getLogger(__name__)
+ORIGIN = "inferred"
+
+MEDIA = frozenset({"IMAGE", "VIDEO", "AUDIO", "MESH", "FILE_3D", "VOXEL", "3D", "SVG"})
+MODEL_OUTPUTS = {
+    "CONTROL_NET": "controlnet",
+    "UPSCALE_MODEL": "upscaler",
+    "CLIP_VISION": "clip_vision",
+    "STYLE_MODEL": "style_model",
+    "GLIGEN": "gligen",
+    "VAE": "vae",
+    "CLIP": "clip",
+}
+PROMPT_NAMES = ("prompt", "text", "positive_prompt", "positive", "prompt_text")
+NEGATIVE_NAMES = ("negative_prompt", "negative", "negative_text")
+SEED_NAMES = ("seed", "noise_seed")
+FRAME_NAMES = ("length", "frames", "num_frames", "video_frames", "frame_count")
+SAMPLER_FIELDS = {
+    "seed": SEED_NAMES,
+    "steps": ("steps",),
+    "cfg": ("cfg",),
+    "sampler": ("sampler_name",),
+    "scheduler": ("scheduler",),
+    "denoise": ("denoise",),
+    "start_step": ("start_at_step",),
+    "end_step": ("end_at_step",),
+    "add_noise": ("add_noise",),
+}
+LATENT_FIELDS = {"width": ("width",), "height": ("height",), "batch_size": ("batch_size",), "frames": FRAME_NAMES}
+FILE_NAME = ("_name", "ckpt_name", "name")
+# Types that carry no value a rule could read (links), as the frontend names them.
+ANY = frozenset({"*", "COMFY_MATCHTYPE_V3"})
+
+
+def infer(schema: NodeSchema) -> dict[str, Any] | None:
+    """A rule (user-rules JSON) for this class from its schema, or None when nothing is sure."""
+    for guess in (_sampler, _part, _api, _text, _lora, _loader, _conditioning, _latent, _codec, _output, _switch,
+                  _passthrough):  # fmt: skip
+        rule = guess(schema)
+        if rule is not None:
+            return rule
+    return None
+
+
+def _outputs(schema: NodeSchema) -> list[str]:
+    return [t for _, t in schema.outputs]
+
+
+def _named(schema: NodeSchema, names: tuple[str, ...], *types: str) -> str | None:
+    """The first input called one of `names` (of one of `types`, when given)."""
+    for name in names:
+        spec = schema.inputs.get(name)
+        if spec is not None and (not types or spec.type in types):
+            return name
+    return None
+
+
+def _fields(schema: NodeSchema, table: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    return {field: name for field, names in table.items() if (name := _named(schema, names)) is not None}
+
+
+def _sampler(schema: NodeSchema) -> dict[str, Any] | None:
+    """KSampler-like: MODEL, positive/negative CONDITIONING and a LATENT in, LATENT out, steps or cfg."""
+    model = schema.inputs_of("MODEL")
+    positive = _named(schema, ("positive",), "CONDITIONING")
+    negative = _named(schema, ("negative",), "CONDITIONING")
+    latent = schema.inputs_of("LATENT")
+    if "LATENT" not in _outputs(schema) or not (model and positive and latent):
+        return None
+    fields = _fields(schema, SAMPLER_FIELDS)
+    if not {"steps", "cfg"} & set(fields):
+        return None
+    inputs = {"model": model[0], "positive": positive, "latent": latent[0]}
+    if negative:
+        inputs["negative"] = negative
+    return {"role": "sampler", "fields": fields, "inputs": inputs}
+
+
+PARTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "SAMPLER": {"sampler": ("sampler_name",)},
+    "SIGMAS": {"steps": ("steps",), "scheduler": ("scheduler",), "denoise": ("denoise",)},
+    "NOISE": {"seed": SEED_NAMES},
+    "GUIDER": {"cfg": ("cfg",)},
+}
+
+
+def _part(schema: NodeSchema) -> dict[str, Any] | None:
+    """A sampler component: gives SAMPLER, SIGMAS, NOISE or GUIDER (a custom sampler's noise/guider/...)."""
+    outputs = _outputs(schema)
+    if len(outputs) != 1 or outputs[0] not in PARTS:
+        return None
+    rule: dict[str, Any] = {"role": "part", "fields": _fields(schema, PARTS[outputs[0]])}
+    links = {}
+    if (model := schema.inputs_of("MODEL")) and outputs[0] in ("GUIDER", "SIGMAS"):
+        links["model"] = model[0]
+    if outputs[0] == "GUIDER":
+        conditionings = schema.inputs_of("CONDITIONING")
+        positive = _named(schema, ("positive", "conditioning"), "CONDITIONING")
+        negative = _named(schema, ("negative",), "CONDITIONING")
+        if positive is None and len(conditionings) == 1:
+            positive = conditionings[0]
+        links.update({k: v for k, v in (("positive", positive), ("negative", negative)) if v})
+    if links:
+        rule["inputs"] = links
+    return rule
+
+
+def _api(schema: NodeSchema) -> dict[str, Any] | None:
+    """A generation step done elsewhere: media out, a prompt in, and no model of ours behind it."""
+    if not MEDIA & set(_outputs(schema)) or schema.inputs_of("MODEL", "LATENT", "CONDITIONING"):
+        return None
+    prompt = _named(schema, PROMPT_NAMES, "STRING")
+    if prompt is None or not (schema.inputs[prompt].multiline or schema.api_node):
+        return None
+    fields = {"positive": prompt}
+    negative = _named(schema, NEGATIVE_NAMES, "STRING")
+    if negative:
+        fields["negative"] = negative
+    fields.update(_fields(schema, {"seed": SEED_NAMES, "width": ("width",), "height": ("height",)}))
+    rule: dict[str, Any] = {"role": "api", "fields": fields}
+    images = schema.inputs_of("IMAGE")
+    if images:
+        rule["inputs"] = {"image": images}
+    return rule
+
+
+def _text(schema: NodeSchema) -> dict[str, Any] | None:
+    """A text encoder: CLIP and a prompt in, CONDITIONING (and nothing else) out."""
+    outputs = _outputs(schema)
+    clip = schema.inputs_of("CLIP")
+    if not outputs or set(outputs) != {"CONDITIONING"} or not clip or schema.inputs_of("CONDITIONING"):
+        return None
+    text = _named(schema, PROMPT_NAMES, "STRING")
+    if text is None:
+        multiline = [n for n, s in schema.inputs.items() if s.type == "STRING" and s.multiline]
+        text = multiline[0] if len(multiline) == 1 else None
+    if text is None:
+        return None
+    return {"role": "text", "fields": {"text": text}, "inputs": {"clip": clip[0]}}
+
+
+def _file_inputs(schema: NodeSchema) -> list[str]:
+    """COMBO inputs that name a file: `*_name` (ckpt_name, unet_name, clip_name1, ...)."""
+    return [n for n, s in schema.inputs.items() if s.type == "COMBO" and any(part in n for part in FILE_NAME)]
+
+
+def _lora(schema: NodeSchema) -> dict[str, Any] | None:
+    """A LoRA loader: MODEL (and CLIP) in and out, a lora file and its strengths."""
+    names = [n for n in _file_inputs(schema) if "lora" in n]
+    model_in, model_out = schema.inputs_of("MODEL"), "MODEL" in _outputs(schema)
+    if not (names and model_in and model_out):
+        return None
+    spec: dict[str, Any] = {"role": "lora", "name": names[0]}
+    strength = _named(schema, ("strength_model", "strength", "lora_strength", "model_strength"), "FLOAT")
+    if strength:
+        spec["strength_model"] = strength
+    clip_strength = _named(schema, ("strength_clip", "clip_strength"), "FLOAT")
+    if clip_strength:
+        spec["strength_clip"] = clip_strength
+    inputs = {"model": model_in[0]}
+    if clip := schema.inputs_of("CLIP"):
+        inputs["clip"] = clip[0]
+    return {"role": "lora", "models": [spec], "inputs": inputs, "outputs": _by_name(schema)}
+
+
+def _loader(schema: NodeSchema) -> dict[str, Any] | None:
+    """Loads model files: a model output with no input of that type, and file-name inputs."""
+    outputs = _outputs(schema)
+    files = _file_inputs(schema)
+    if not files or schema.inputs_of("MODEL", "CLIP", "VAE", "LATENT", "CONDITIONING", "IMAGE"):
+        return None
+    if {"MODEL", "CLIP", "VAE"} <= set(outputs):
+        role = "checkpoint"
+    elif "MODEL" in outputs:
+        role = "unet"
+    else:
+        role = next((MODEL_OUTPUTS[t] for t in outputs if t in MODEL_OUTPUTS), "")
+    if not role:
+        return None
+    return {"role": "loader", "models": [{"role": role, "name": name} for name in files]}
+
+
+def _conditioning(schema: NodeSchema) -> dict[str, Any] | None:
+    """Takes and gives CONDITIONING: each output passes on its namesake (or the only one of its type)."""
+    outputs = _outputs(schema)
+    conditionings = schema.inputs_of("CONDITIONING")
+    if "CONDITIONING" not in outputs or not conditionings:
+        return None
+    routes = _by_name(schema)
+    rule: dict[str, Any] = {"role": "passthrough"}
+    if outputs.count("CONDITIONING") == 1 and len(conditionings) > 1 and routes[outputs.index("CONDITIONING")] is None:
+        rule["combine"] = {"inputs": conditionings}  # several in, one out: their prompts are joined
+    elif len(conditionings) == 1 and len(outputs) == 1:
+        rule["inputs"] = {"conditioning": conditionings[0]}
+    if any(routes):
+        rule["outputs"] = routes
+    fields = _fields(schema, {**LATENT_FIELDS, "guidance": ("guidance",)})
+    if fields:
+        rule["fields"] = fields
+    return rule  # IMAGE inputs here are guides: not given a link role, so no lineage follows them
+
+
+def _latent(schema: NodeSchema) -> dict[str, Any] | None:
+    """Makes a latent from a size: LATENT out, no LATENT, IMAGE or MODEL in, width or height."""
+    if _outputs(schema) != ["LATENT"] or schema.inputs_of("LATENT", "IMAGE", "MODEL", "CONDITIONING"):
+        return None
+    fields = _fields(schema, LATENT_FIELDS)
+    if not {"width", "height", "frames"} & set(fields):
+        return None
+    return {"role": "latent", "fields": fields}
+
+
+def _codec(schema: NodeSchema) -> dict[str, Any] | None:
+    """VAE decode (LATENT + VAE → IMAGE) or encode (IMAGE + VAE → LATENT)."""
+    outputs = _outputs(schema)
+    vae, latent, image = schema.inputs_of("VAE"), schema.inputs_of("LATENT"), schema.inputs_of("IMAGE")
+    if not vae or len(outputs) != 1:
+        return None
+    if outputs == ["IMAGE"] and len(latent) == 1:
+        return {"role": "decode", "inputs": {"latent": latent[0], "vae": vae[0]}}
+    if outputs == ["LATENT"] and len(image) == 1 and not latent:
+        return {"role": "encode", "inputs": {"image": image[0], "vae": vae[0]}}
+    return None
+
+
+def _output(schema: NodeSchema) -> dict[str, Any] | None:
+    """Saves or assembles the output: no outputs (or a VIDEO made from IMAGEs), media in, maybe an fps."""
+    outputs = _outputs(schema)
+    media = [n for n, s in schema.inputs.items() if s.type in MEDIA]
+    if not media or not (not outputs or (outputs == ["VIDEO"] and schema.inputs_of("IMAGE"))):
+        return None
+    rule: dict[str, Any] = {"role": "output", "inputs": {"image": media[0]}}
+    fps = _named(schema, ("fps", "frame_rate"), "FLOAT", "INT")
+    if fps:
+        rule["fields"] = {"fps": fps}
+    return rule
+
+
+def _switch(schema: NodeSchema) -> dict[str, Any] | None:
+    """Picks one of several inputs of its output's type by a selector: which one is never guessed."""
+    outputs = _outputs(schema)
+    if len(outputs) != 1:
+        return None
+    kind = outputs[0]
+    choices = [n for n, s in schema.inputs.items() if s.type == kind or s.type in ANY]
+    selectors = [n for n, s in schema.inputs.items() if s.type in ("BOOLEAN", "INT", "COMBO") and n not in choices]
+    if len(choices) < 2 or len(selectors) != 1:
+        return None
+    return {"role": "switch", "switch": {"selector": selectors[0]}}
+
+
+def _passthrough(schema: NodeSchema) -> dict[str, Any] | None:
+    """Passes a model, clip, latent or image on (patched, resized, filtered): the output's lineage."""
+    outputs = _outputs(schema)
+    if len(outputs) != 1:
+        return None
+    kind = outputs[0]
+    same = schema.inputs_of(kind)
+    if len(same) != 1:
+        return None
+    role = {"MODEL": "model", "CLIP": "clip", "LATENT": "latent", "IMAGE": "image"}.get(kind)
+    if role is None:
+        return None
+    rule: dict[str, Any] = {"role": "passthrough", "inputs": {role: same[0]}, "outputs": [same[0]]}
+    if kind == "MODEL" and (shift := _named(schema, ("shift",), "FLOAT")):
+        rule["fields"] = {"shift": shift}
+    return rule
+
+
+def _by_name(schema: NodeSchema) -> list[str | None]:
+    """Per output: the input it passes on, by name and type, else the only input of its type when it is
+    the only output of that type, else none (which input a second CONDITIONING output carries is not
+    guessed by position)."""
+    routes: list[str | None] = []
+    for name, kind in schema.outputs:
+        namesake = schema.inputs.get(name.lower())
+        if namesake is not None and namesake.type == kind:
+            routes.append(name.lower())
+            continue
+        same = schema.inputs_of(kind)
+        alone = len(same) == 1 and sum(1 for _, t in schema.outputs if t == kind) == 1
+        routes.append(same[0] if alone else None)
+    return routes
+
+
+_parsed: dict[str, NodeRule | None] = {}
+
+
+def inferred_rule(schema: NodeSchema) -> NodeRule | None:
+    """The inferred rule as the parser uses it (validated like a user's rule), cached by its JSON."""
+    from .ruledata import parse_rules
+
+    data = infer(schema)
+    if data is None:
+        return None
+    key = json.dumps([schema.class_type, data], sort_keys=True)
+    if key not in _parsed:
+        try:
+            _parsed[key] = parse_rules({"nodes": {schema.class_type: data}}, f"{ORIGIN}:{schema.source}")[
+                schema.class_type
+            ]
+        except RuleError:  # an inference this module got wrong: the class stays unknown
+            logger.debug("provenance: inferred rule for %s refused", schema.class_type, exc_info=True)
+            _parsed[key] = None
+    return _parsed[key]
+
+
+def with_inferred(
+    rules: RuleSet, prompt: Mapping[str, Any], workflow: Mapping[str, Any] | None, schemas: SchemaSet | None
+) -> tuple[RuleSet, dict[str, str]]:
+    """`rules` plus rules inferred for the graph's classes that have none; {class: schema source} of those."""
+    missing = sorted(_classes(prompt.values()) - set(rules.classes()))
+    if not missing:
+        return rules, {}
+    known = live(missing).merged(schemas, from_workflow(workflow), bundled())
+    found: dict[str, NodeRule] = {}
+    for class_type in missing:
+        schema = known.get(class_type)
+        rule = inferred_rule(schema) if schema is not None else None
+        if rule is not None:
+            found[class_type] = rule
+    if not found:
+        return rules, {}
+    return rules.extended(found), {c: str(found[c].origin) for c in found}
+
+
+def _classes(nodes: Iterable[Any]) -> set[str]:
+    return {n["class_type"] for n in nodes if isinstance(n, Mapping) and isinstance(n.get("class_type"), str)}
