@@ -127,3 +127,59 @@ def add_on_prompt_handler(handler: Any) -> bool:
         return False
     add(handler)
     return True
+
+
+def node_info(class_type: str) -> dict[str, Any] | None:
+    """What ComfyUI's GET /object_info answers for `class_type`, built the way server.py's nested
+    `node_info` builds it (0.33.0): V3 nodes describe themselves (`GET_NODE_INFO_V1`), V1 nodes are read
+    from INPUT_TYPES()/RETURN_TYPES/RETURN_NAMES/API_NODE. None outside ComfyUI or for an unknown class.
+
+    Reads `nodes.NODE_CLASS_MAPPINGS` only when main.py already imported ComfyUI's `nodes`: importing it
+    here would drag in torch, or pick up an unrelated module.
+    """
+    mappings = getattr(sys.modules.get("nodes"), "NODE_CLASS_MAPPINGS", None)
+    obj_class = mappings.get(class_type) if isinstance(mappings, dict) else None
+    if obj_class is None:
+        return None
+    if _is_v3_node(obj_class):
+        return dict(obj_class.GET_NODE_INFO_V1())
+    display_names = getattr(sys.modules["nodes"], "NODE_DISPLAY_NAME_MAPPINGS", {})
+    input_types = obj_class.INPUT_TYPES()
+    outputs = obj_class.RETURN_TYPES
+    info: dict[str, Any] = {
+        "input": input_types,
+        "input_order": {key: list(value.keys()) for key, value in input_types.items()},
+        "is_input_list": getattr(obj_class, "INPUT_IS_LIST", False),
+        "output": outputs,
+        "output_is_list": getattr(obj_class, "OUTPUT_IS_LIST", [False] * len(outputs)),
+        "output_name": getattr(obj_class, "RETURN_NAMES", outputs),
+        "name": class_type,
+        "display_name": display_names.get(class_type, class_type),
+        "description": getattr(obj_class, "DESCRIPTION", ""),
+        "python_module": getattr(obj_class, "RELATIVE_PYTHON_MODULE", "nodes"),
+        "category": getattr(obj_class, "CATEGORY", "sd"),
+        # server.py compares with `== True` (so OUTPUT_NODE = 1 counts): kept, for the same answer.
+        "output_node": getattr(obj_class, "OUTPUT_NODE", False) == True,  # noqa: E712
+        "has_intermediate_output": getattr(obj_class, "HAS_INTERMEDIATE_OUTPUT", False) == True,  # noqa: E712
+    }
+    if hasattr(obj_class, "OUTPUT_TOOLTIPS"):
+        info["output_tooltips"] = obj_class.OUTPUT_TOOLTIPS
+    for flag in ("deprecated", "experimental", "dev_only"):
+        if getattr(obj_class, flag.upper(), False):
+            info[flag] = True
+    if hasattr(obj_class, "API_NODE"):
+        info["api_node"] = obj_class.API_NODE
+    info["search_aliases"] = getattr(obj_class, "SEARCH_ALIASES", [])
+    if hasattr(obj_class, "ESSENTIALS_CATEGORY"):
+        info["essentials_category"] = obj_class.ESSENTIALS_CATEGORY
+    return info
+
+
+def _is_v3_node(obj_class: Any) -> bool:
+    """server.py's test (`issubclass(obj_class, _ComfyNodeInternal)`); before comfy_api.internal existed
+    (0.3.48), every node was V1."""
+    try:
+        from comfy_api.internal import _ComfyNodeInternal
+    except ImportError:
+        return False
+    return isinstance(obj_class, type) and issubclass(obj_class, _ComfyNodeInternal)

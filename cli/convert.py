@@ -17,7 +17,7 @@ from typing import TextIO
 
 from .. import __version__
 from ..metadata.convert import CONVERTED, FAILED, SKIPPED, Outcome, convert_file
-from . import models
+from . import models, objectinfo
 from .files import walk
 from .options import add_targets, parse_targets
 
@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is no terminal")
     models.add_arguments(parser)
+    objectinfo.add_arguments(parser)
 
 
 class Progress:
@@ -71,6 +72,11 @@ class Progress:
 
 def run(args: argparse.Namespace) -> int:
     targets = parse_targets(args.targets)
+    with objectinfo.user_schemas(args):
+        return convert_all(args, targets)
+
+
+def convert_all(args: argparse.Namespace, targets: frozenset[str]) -> int:
     out: Path | None = args.out
     jobs = list(walk(args.paths, out.resolve() if out is not None else None))
     progress = Progress(len(jobs), sys.stderr, args.progress or sys.stderr.isatty())

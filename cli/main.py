@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, ModuleType]] = {
     "parse": ("print the record a ComfyUI API prompt or image's graph describes", parse),
     "demo": ("save the bundled examples as PNG, JPEG and WEBP and read them back", demo),
     "convert": ("stamp files ComfyUI core wrote with the full metadata, pixels untouched", convert),
-    "rules": ("check capture-rules files and list the rules in use", rules),
+    "rules": ("check, list and draft capture rules; snapshot node schemas", rules),
 }
 
 

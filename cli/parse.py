@@ -19,8 +19,9 @@ from ..metadata.formats.base import sniffers
 from ..metadata.limits import READ_GRAPH_MAX
 from ..metadata.parser.parse import WorkflowParser
 from ..metadata.read import extract
+from ..metadata.record import Record
 from ..metadata.save import hash_record
-from . import models
+from . import models, objectinfo
 from .errors import CliError, in_words
 from .summary import summary
 
@@ -28,13 +29,19 @@ SNIFF_BYTES = 16  # what every format's sniff() needs, as metadata.read.extract 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_graph_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    models.add_arguments(parser)
+    objectinfo.add_arguments(parser)
+
+
+def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
+    """INPUT, --workflow and --save-node: the graph to parse (`load_graph`)."""
     parser.add_argument(
         "prompt", metavar="INPUT", help="an API-format prompt JSON (or a /prompt request body), or a ComfyUI image"
     )
     parser.add_argument("--workflow", metavar="UI.json", help="the UI workflow, kept in the record")
     parser.add_argument("--save-node", metavar="ID", help="the save node's id (default: every output)")
-    parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
-    models.add_arguments(parser)
 
 
 def decode(text: str | bytes, path: str, what: str = "") -> dict[str, Any]:
@@ -112,7 +119,8 @@ def refuse_special(path: str) -> None:
         raise CliError("a folder" if target.is_dir() else "not a regular file (a device, pipe or socket)", path=path)
 
 
-def run(args: argparse.Namespace) -> int:
+def load_graph(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(API prompt, UI workflow) that INPUT and --workflow name."""
     for path in (args.prompt, args.workflow):
         if path:
             refuse_special(path)
@@ -123,10 +131,21 @@ def run(args: argparse.Namespace) -> int:
     prompt = api_prompt(data, args.prompt)
     if args.workflow:
         workflow = load_json(args.workflow)
+    return prompt, workflow
+
+
+def parsed(args: argparse.Namespace, prompt: dict[str, Any], workflow: dict[str, Any] | None) -> Record:
+    """The record of the graph (with the schemas --object-info or --server name, when they are set)."""
     try:
-        record = WorkflowParser().parse(prompt, args.save_node, workflow)
+        return WorkflowParser().parse(prompt, args.save_node, workflow)
     except MetadataError as err:  # a graph past the parser's stated limits
         raise CliError(str(err), path=args.prompt) from err
+
+
+def run(args: argparse.Namespace) -> int:
+    prompt, workflow = load_graph(args)
+    with objectinfo.user_schemas(args):
+        record = parsed(args, prompt, workflow)
     hasher = models.hasher_from(args)
     if hasher is not None:
         hash_record(record, hasher)

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from ..metadata.read import read
 from ..metadata.record import Record
+from . import objectinfo
 from .errors import report
 from .files import walk
 from .summary import summary
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="print the record as JSON: one object for one file, an array for several files or a folder",
     )
     output.add_argument("--jsonl", action="store_true", help='print one line per file: {"file": PATH, "record": {...}}')
+    objectinfo.add_arguments(parser)  # for files that carry only ComfyUI's graph: it is parsed afresh
 
 
 class JsonArray:
@@ -55,6 +57,11 @@ class JsonArray:
 
 
 def run(args: argparse.Namespace) -> int:
+    with objectinfo.user_schemas(args):
+        return read_all(args)
+
+
+def read_all(args: argparse.Namespace) -> int:
     single = len(args.paths) == 1 and not Path(args.paths[0]).is_dir()
     array = JsonArray(sys.stdout) if args.json and not single else None
     failed = False

@@ -122,13 +122,20 @@ def status() -> dict[str, Any]:
 
 
 def setup_in_comfyui() -> None:
-    """Called when ComfyUI imports the pack: the status route and the model-hash prefetch always,
-    the hooks only when enabled."""
+    """Called when ComfyUI imports the pack: the status route, the live node schemas and the model-hash
+    prefetch always, the hooks only when enabled."""
     from . import comfyui, prefetch, route
 
     execution = comfyui.running_execution()
     if execution is None:
         return
+    try:
+        from .. import compat
+        from ..metadata.parser.schemas import set_live_provider
+
+        set_live_provider(compat.node_info)  # the save node infers rules from the classes ComfyUI loaded
+    except Exception:  # without it the parser falls back on the workflow's and the bundled schemas
+        logger.warning("Provenance: live node schemas not set up", exc_info=True)
     try:
         prefetch.register()
     except Exception:  # prefetch only saves time: without it the save hashes what it needs

@@ -239,6 +239,11 @@ def same(got: Any, want: Any) -> bool:
     return bool(got == want)
 
 
-def missing(got: Any) -> bool:
-    """The record has nothing there (a value it could not know is missing, never wrong)."""
-    return got is None or got == [] or got == {}
+def missing(got: Any, want: Any = None) -> bool:
+    """The record has nothing there (a value it could not know is missing, never wrong), or, for a list
+    fact, the expected items with holes where a part was not known (a LoRA without its strength)."""
+    if got is None or got == [] or got == {}:
+        return True
+    if isinstance(want, (list, tuple)) and isinstance(got, (list, tuple)) and len(got) == len(want):
+        return all(same(g, w) or missing(g, w) for g, w in zip(got, want, strict=True))
+    return False

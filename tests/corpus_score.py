@@ -86,7 +86,7 @@ def score(rules: RuleSet, names: Iterable[str] | None = None) -> Score:
 def _classify(result: Score, name: str, what: str, got: Any, want: Any) -> None:
     if same(got, want):
         result.right += 1
-    elif missing(got):
+    elif missing(got, want):
         result.missing += 1
     else:
         result.wrong.append(f"{name}: {what}: got {got!r}, want {want!r}")

@@ -813,6 +813,108 @@ def test_prefix_outside_output_fails_the_node(server: Any, feats: harness.Featur
     assert not list(server.output.parent.glob("escaped*"))
 
 
+# --- node schemas: the live classes against the bundled snapshot -----------------------------------
+
+# In ComfyUI's Python: every node class loaded as main.py loads them (its custom_nodes/ aside), then
+# compat.node_info for each class of the bundled snapshot, read as the parser reads /object_info.
+SCHEMA_PROBE = r"""
+import asyncio, importlib.util, inspect, json, logging, os, sys
+wanted = sys.argv[1:]  # the classes whose whole node_info is reported
+sys.path.insert(0, os.getcwd())
+sys.argv = ["main.py", "--cpu"]
+import comfy.options
+comfy.options.enable_args_parsing()
+logging.disable(logging.WARNING)
+import nodes
+init = nodes.init_extra_nodes
+kwargs = {"init_custom_nodes": False}
+if "init_api_nodes" in inspect.signature(init).parameters:
+    kwargs["init_api_nodes"] = True
+done = init(**kwargs)
+if inspect.iscoroutine(done):
+    asyncio.run(done)
+repo = os.environ["PROVENANCE_REPO"]
+spec = importlib.util.spec_from_file_location("comfyui_provenance", os.path.join(repo, "__init__.py"),
+                                              submodule_search_locations=[repo])
+pack = importlib.util.module_from_spec(spec)
+sys.modules["comfyui_provenance"] = pack
+spec.loader.exec_module(pack)
+from comfyui_provenance import compat
+from comfyui_provenance.metadata.parser import schemas
+
+def shape(schema):
+    return {"inputs": {n: [i.type, i.multiline, i.optional] for n, i in schema.inputs.items()},
+            "outputs": [list(o) for o in schema.outputs], "api_node": schema.api_node}
+
+snapshot = schemas.bundled()
+facts = {"loaded": len(nodes.NODE_CLASS_MAPPINGS), "about": json.load(open(schemas.snapshot_path()))["about"],
+         "missing": [], "differ": {}, "errors": {}, "unknown": compat.node_info("NoSuchNodeClass"), "infos": {}}
+for name in snapshot.classes():
+    try:
+        info = json.loads(json.dumps(compat.node_info(name)))
+    except Exception as err:
+        facts["errors"][name] = f"{type(err).__name__}: {err}"
+        continue
+    if info is None:
+        facts["missing"].append(name)
+        continue
+    live = schemas.from_object_info({name: info}, "live").get(name)
+    if live is None or shape(live) != shape(snapshot.get(name)):
+        facts["differ"][name] = {"snapshot": shape(snapshot.get(name)), "live": shape(live) if live else None}
+for name in wanted:
+    facts["infos"][name] = json.loads(json.dumps(compat.node_info(name)))
+print(json.dumps(facts))
+"""
+# Compared whole with the server's GET /object_info/<class>: V1 and V3 nodes, a file list, a match type.
+INFO_CLASSES = ["KSampler", "CLIPTextEncode", "LoraLoader", "ImageInvert", "WanImageToVideo", "ComfySwitchNode"]
+
+
+@pytest.fixture(scope="module")
+def schema_facts(checkout: Path) -> dict[str, Any]:
+    return harness.run_probe(checkout, SCHEMA_PROBE, *INFO_CLASSES)  # type: ignore[no-any-return]
+
+
+def test_live_schemas_match_the_bundled_snapshot(schema_facts: dict[str, Any], checkout: Path) -> None:
+    """compat.node_info, read as the parser reads /object_info, gives every class of the snapshot the same
+    input and output names and types (and multiline, optional, api_node) on the ComfyUI it was taken from;
+    on another version the differences are reported."""
+    facts = schema_facts
+    assert facts["errors"] == {}, facts["errors"]
+    assert facts["unknown"] is None
+    # Classes ComfyUI ships as examples in its own custom_nodes/ load only with the custom nodes.
+    examples = "".join(p.read_text("utf-8", errors="replace") for p in (checkout / "custom_nodes").glob("*.py"))
+    version = harness.features(checkout).version
+    described = re.search(r"ComfyUI (\d+(?:\.\d+)+)", facts["about"])
+    if described is None or tuple(int(p) for p in described[1].split(".")) != version:
+        names = ", ".join(sorted(facts["differ"])[:20])
+        pytest.skip(
+            f"the snapshot describes {facts['about']!r}, this checkout is {version}: "
+            f"{len(facts['differ'])} classes differ ({names}), {len(facts['missing'])} missing"
+        )
+    assert [c for c in facts["missing"] if f'"{c}"' not in examples] == [], facts["missing"]
+    assert facts["differ"] == {}, "\n".join(f"{c}: {d}" for c, d in facts["differ"].items())
+
+
+def test_node_info_is_object_infos_answer(schema_facts: dict[str, Any], server: Any) -> None:
+    """compat.node_info builds, for V1 and V3 classes, exactly what the server's GET /object_info/<class> answers."""
+    for name, info in schema_facts["infos"].items():
+        assert info == server.get(f"/object_info/{name}")[name], name
+
+
+def test_save_node_infers_from_live_classes(server: Any) -> None:
+    """After startup the pack has registered ComfyUI's live classes as the schema source: a class with no
+    rule (ImageInvert) is read by a rule inferred from its live schema, and the record says so."""
+    prompt = {
+        "1": empty_image(0x102030),
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": drop_in_node(["2", 0], "live_schema"),
+    }
+    _, entry = server.run(prompt)
+    (path,) = files_of(server, outputs_of(entry, "3"))
+    inferred = read(path).provenance.other.get("inferred_rules", {})
+    assert inferred.get("ImageInvert") == "inferred:live", inferred
+
+
 # --- SD1.5 + LoRA: real model hashes, and the first save after a fresh hash cache ------------------
 
 

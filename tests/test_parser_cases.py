@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from comfyui_provenance.cli.main import main
+from comfyui_provenance.metadata.infotext.write import build
 from comfyui_provenance.metadata.parser import rules as rules_module
 from comfyui_provenance.metadata.parser.evaluate import UnsafeExpression, safe_eval
 from comfyui_provenance.metadata.parser.parse import WorkflowParser
@@ -319,12 +320,30 @@ def test_impact_wildcard_encode_inline_loras_and_face_detailer_pass() -> None:
     assert {lora["name"] for lora in rec.passes[0].loras} == {"brush", "plain"}
 
 
-def test_area_composition_and_concat_join_their_prompts() -> None:
+def test_area_prompt_is_regional_and_concat_joins_prompts() -> None:
     api = base(positive=["20", 0])
     api["10"] = node("CLIPTextEncode", text="a red sky", clip=["4", 1])
-    api["11"] = node("ConditioningSetArea", conditioning=["10", 0], width=512, height=256, x=0, y=0, strength=1.0)
+    api["11"] = node("ConditioningSetArea", conditioning=["10", 0], width=512, height=256, x=0, y=64, strength=0.8)
     api["20"] = node("ConditioningCombine", conditioning_1=["6", 0], conditioning_2=["11", 0])
-    assert run(api).generation.positive == "a castle AND a red sky"
+    rec = run(api)
+    # The unrestricted prompt is the positive; the area prompt is listed apart with its area.
+    assert (rec.generation.positive, rec.provenance.field_sources["positive"]) == ("a castle", "6")
+    regional = [{"polarity": "positive", "text": "a red sky", "node_id": "10", "restricted_by": ["11"],
+                 "width": 512, "height": 256, "x": 0, "y": 64, "strength": 0.8}]  # fmt: skip
+    assert rec.generation.other["regional_prompts"] == regional
+    assert rec.passes[0].other["regional_prompts"] == regional
+    assert "a red sky" not in build(rec)
+    # Restricted in time and in area (two nodes on one branch): both recorded.
+    api["12"] = node("ConditioningSetTimestepRange", conditioning=["11", 0], start=0.0, end=0.5)
+    api["20"]["inputs"]["conditioning_2"] = ["12", 0]
+    (entry,) = run(api).generation.other["regional_prompts"]
+    assert (entry["restricted_by"], entry["start"], entry["end"], entry["width"]) == (["11", "12"], 0.0, 0.5, 512)
+    # Every branch restricted (one prompt split over timestep ranges): the prompt is theirs, none apart.
+    api["13"] = node("ConditioningSetTimestepRange", conditioning=["6", 0], start=0.5, end=1.0)
+    api["20"]["inputs"]["conditioning_1"] = ["13", 0]
+    rec = run(api)
+    assert rec.generation.positive == "a castle AND a red sky"
+    assert "regional_prompts" not in rec.generation.other
     api["20"] = node("ConditioningConcat", conditioning_to=["6", 0], conditioning_from=["10", 0])
     rec = run(api)
     assert (rec.generation.positive, rec.provenance.field_sources["positive"]) == ("a castle BREAK a red sky", "6")

@@ -22,13 +22,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .rules import NodeRule, RuleError, RuleSet
-from .schemas import NodeSchema, SchemaSet, bundled, from_workflow, live
+from .schemas import NodeSchema, SchemaSet, gather
 
 logger = logging.getLogger(__name__)
 ORIGIN = "inferred"
+# The selector of a switch-shaped node whose schema does not show it: never an input, never resolved.
+UNSEEN_SELECTOR = "?"
+# Sources whose schemas list only some inputs (schemas.from_workflow, schemas.from_prompt).
+PARTIAL = frozenset({"workflow", "prompt"})
 
 MEDIA = frozenset({"IMAGE", "VIDEO", "AUDIO", "MESH", "FILE_3D", "VOXEL", "3D", "SVG"})
 MODEL_OUTPUTS = {
@@ -55,6 +60,16 @@ SAMPLER_FIELDS = {
     "end_step": ("end_at_step",),
     "add_noise": ("add_noise",),
 }
+API_FIELDS = {
+    "seed": SEED_NAMES,
+    "width": ("width",),
+    "height": ("height",),
+    "cfg": ("cfg", "cfg_scale", "guidance_scale"),
+    "steps": ("steps", "num_inference_steps"),
+    "model": ("model", "model_name"),
+}
+LLM_FIELDS = {"seed": SEED_NAMES, "model": ("model", "model_name"), "system_prompt": ("system_prompt",)}
+VALUE_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN"})
 LATENT_FIELDS = {"width": ("width",), "height": ("height",), "batch_size": ("batch_size",), "frames": FRAME_NAMES}
 FILE_NAME = ("_name", "ckpt_name", "name")
 # Types that carry no value a rule could read (links), as the frontend names them.
@@ -63,12 +78,18 @@ ANY = frozenset({"*", "COMFY_MATCHTYPE_V3"})
 
 def infer(schema: NodeSchema) -> dict[str, Any] | None:
     """A rule (user-rules JSON) for this class from its schema, or None when nothing is sure."""
-    for guess in (_sampler, _part, _api, _text, _lora, _loader, _conditioning, _latent, _codec, _output, _switch,
-                  _passthrough):  # fmt: skip
+    for guess in (_sampler, _part, _api, _llm, _text, _lora, _loader, _conditioning, _latent, _codec, _output,
+                  _switch, _constant, _passthrough):  # fmt: skip
         rule = guess(schema)
         if rule is not None:
             return rule
     return None
+
+
+def _complete(schema: NodeSchema) -> bool:
+    """Every input is listed (from /object_info, live or the snapshot): an input missing from the schema
+    is not there. A UI workflow lists widget inputs only where the frontend typed them."""
+    return schema.source not in PARTIAL
 
 
 def _outputs(schema: NodeSchema) -> list[str]:
@@ -89,20 +110,32 @@ def _fields(schema: NodeSchema, table: dict[str, tuple[str, ...]]) -> dict[str, 
 
 
 def _sampler(schema: NodeSchema) -> dict[str, Any] | None:
-    """KSampler-like: MODEL, positive/negative CONDITIONING and a LATENT in, LATENT out, steps or cfg."""
+    """KSampler-like (MODEL, positive/negative CONDITIONING, steps or cfg) or custom (its noise, guider,
+    sampler and sigmas as inputs): a LATENT in and a LATENT out."""
     model = schema.inputs_of("MODEL")
     positive = _named(schema, ("positive",), "CONDITIONING")
     negative = _named(schema, ("negative",), "CONDITIONING")
     latent = schema.inputs_of("LATENT")
-    if "LATENT" not in _outputs(schema) or not (model and positive and latent):
+    parts = {role: found[0] for role, kind in PART_INPUTS.items() if (found := schema.inputs_of(kind))}
+    if "LATENT" not in _outputs(schema) or not latent:
         return None
     fields = _fields(schema, SAMPLER_FIELDS)
-    if not {"steps", "cfg"} & set(fields):
+    custom = "guider" in parts or {"sampler", "sigmas"} <= set(parts)
+    if not custom and not (model and positive and {"steps", "cfg"} & set(fields)):
         return None
-    inputs = {"model": model[0], "positive": positive, "latent": latent[0]}
-    if negative:
-        inputs["negative"] = negative
-    return {"role": "sampler", "fields": fields, "inputs": inputs}
+    if custom and not ("guider" in parts or (model and positive)):
+        return None
+    inputs = {"latent": latent[0], **parts}
+    for role, name in (("model", model[0] if model else None), ("positive", positive), ("negative", negative)):
+        if name:
+            inputs[role] = name
+    rule: dict[str, Any] = {"role": "sampler", "fields": fields, "inputs": inputs}
+    if parts:
+        rule["parts"] = sorted(parts)
+    return rule
+
+
+PART_INPUTS = {"noise": "NOISE", "guider": "GUIDER", "sampler": "SAMPLER", "sigmas": "SIGMAS"}
 
 
 PARTS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -118,8 +151,13 @@ def _part(schema: NodeSchema) -> dict[str, Any] | None:
     outputs = _outputs(schema)
     if len(outputs) != 1 or outputs[0] not in PARTS:
         return None
-    rule: dict[str, Any] = {"role": "part", "fields": _fields(schema, PARTS[outputs[0]])}
+    kind = outputs[0]
+    rule: dict[str, Any] = {"role": "part", "fields": _fields(schema, PARTS[kind])}
     links = {}
+    if same := schema.inputs_of(kind):
+        links[kind.lower()] = same[0]  # modifies one (splits, flips sigmas): the walk goes on through it
+    elif kind == "SIGMAS" and "scheduler" not in rule["fields"] and _complete(schema):
+        rule["fields"]["scheduler"] = {"const": schema.class_type}  # a scheduler node of its own kind
     if (model := schema.inputs_of("MODEL")) and outputs[0] in ("GUIDER", "SIGMAS"):
         links["model"] = model[0]
     if outputs[0] == "GUIDER":
@@ -138,19 +176,59 @@ def _api(schema: NodeSchema) -> dict[str, Any] | None:
     """A generation step done elsewhere: media out, a prompt in, and no model of ours behind it."""
     if not MEDIA & set(_outputs(schema)) or schema.inputs_of("MODEL", "LATENT", "CONDITIONING"):
         return None
-    prompt = _named(schema, PROMPT_NAMES, "STRING")
+    prompt = _named(schema, PROMPT_NAMES, "STRING") or _nested(schema, PROMPT_NAMES, "STRING")
     if prompt is None or not (schema.inputs[prompt].multiline or schema.api_node):
         return None
     fields = {"positive": prompt}
     negative = _named(schema, NEGATIVE_NAMES, "STRING")
     if negative:
         fields["negative"] = negative
-    fields.update(_fields(schema, {"seed": SEED_NAMES, "width": ("width",), "height": ("height",)}))
+    fields.update(_fields(schema, API_FIELDS))
+    if "seed" not in fields and (nested := _nested(schema, SEED_NAMES, "INT")):
+        fields["seed"] = nested  # a seed among the chosen model's options (model.seed)
     rule: dict[str, Any] = {"role": "api", "fields": fields}
     images = schema.inputs_of("IMAGE")
     if images:
         rule["inputs"] = {"image": images}
     return rule
+
+
+def _nested(schema: NodeSchema, names: tuple[str, ...], kind: str) -> str | None:
+    """An option input of a dynamic combo (`model.seed`) called one of `names`, when only one is."""
+    found = [n for n, s in schema.inputs.items() if "." in n and n.rsplit(".", 1)[1] in names and s.type == kind]
+    return found[0] if len(found) == 1 else None
+
+
+def _llm(schema: NodeSchema) -> dict[str, Any] | None:
+    """A prompt writer: text out (STRING only), a multiline prompt in, a language model behind it (a CLIP
+    or MODEL input, or a cloud service). What it writes is known only at run time."""
+    outputs = _outputs(schema)
+    if not outputs or set(outputs) != {"STRING"}:
+        return None
+    prompt = _named(schema, PROMPT_NAMES, "STRING")
+    if prompt is None or not schema.inputs[prompt].multiline:
+        return None
+    if not (schema.api_node or schema.inputs_of("CLIP", "MODEL")):
+        return None
+    fields = {"instruction": prompt, **_fields(schema, LLM_FIELDS)}
+    if "seed" not in fields and (nested := _nested(schema, SEED_NAMES, "INT")):
+        fields["seed"] = nested
+    rule: dict[str, Any] = {"role": "llm", "fields": fields}
+    if clip := schema.inputs_of("CLIP"):
+        rule["inputs"] = {"clip": clip[0]}
+    return rule
+
+
+def _constant(schema: NodeSchema) -> dict[str, Any] | None:
+    """A value node: one widget in and one output, of the same type (PrimitiveInt-like). Anything that
+    computes from several inputs (a sum, a resolution from a ratio) is never guessed."""
+    outputs = _outputs(schema)
+    if len(outputs) != 1 or outputs[0] not in VALUE_TYPES or len(schema.inputs) != 1 or not _complete(schema):
+        return None
+    ((name, spec),) = schema.inputs.items()
+    if spec.type != outputs[0]:
+        return None
+    return {"role": "constant", "fields": {"value": name}}
 
 
 def _text(schema: NodeSchema) -> dict[str, Any] | None:
@@ -198,8 +276,8 @@ def _loader(schema: NodeSchema) -> dict[str, Any] | None:
     files = _file_inputs(schema)
     if not files or schema.inputs_of("MODEL", "CLIP", "VAE", "LATENT", "CONDITIONING", "IMAGE"):
         return None
-    if {"MODEL", "CLIP", "VAE"} <= set(outputs):
-        role = "checkpoint"
+    if {"MODEL", "VAE"} <= set(outputs):
+        role = "checkpoint"  # one file gives the model and its VAE (with a CLIP, or a CLIP vision)
     elif "MODEL" in outputs:
         role = "unet"
     else:
@@ -223,7 +301,7 @@ def _conditioning(schema: NodeSchema) -> dict[str, Any] | None:
         rule["inputs"] = {"conditioning": conditionings[0]}
     if any(routes):
         rule["outputs"] = routes
-    fields = _fields(schema, {**LATENT_FIELDS, "guidance": ("guidance",)})
+    fields = _fields(schema, {**LATENT_FIELDS, "guidance": ("guidance",), "conditioning_frame_rate": ("frame_rate",)})
     if fields:
         rule["fields"] = fields
     return rule  # IMAGE inputs here are guides: not given a link role, so no lineage follows them
@@ -273,9 +351,21 @@ def _switch(schema: NodeSchema) -> dict[str, Any] | None:
     kind = outputs[0]
     choices = [n for n, s in schema.inputs.items() if s.type == kind or s.type in ANY]
     selectors = [n for n, s in schema.inputs.items() if s.type in ("BOOLEAN", "INT", "COMBO") and n not in choices]
-    if len(choices) < 2 or len(selectors) != 1:
+    if len(choices) < 2 or len(selectors) > 1:
         return None
-    return {"role": "switch", "switch": {"selector": selectors[0]}}
+    if not selectors:
+        if _complete(schema):
+            return None  # several inputs of one type and nothing choosing: a merge, a blend, a batch
+        # A UI workflow may leave the selector widget untyped: a switch or a merge, which input the
+        # output depends on is not sure, so neither is recorded as used (its models are candidates).
+        return {"role": "switch", "switch": {"selector": UNSEEN_SELECTOR}}
+    switch: dict[str, Any] = {"selector": selectors[0]}
+    if schema.inputs[selectors[0]].type == "BOOLEAN" and len(choices) == 2:
+        # on_true/on_false, if_true/if_false, true/false: the names say which input each value picks.
+        by_value = {v: [c for c in choices if c.lower().split("_")[-1] == v] for v in ("true", "false")}
+        if all(len(found) == 1 for found in by_value.values()):
+            switch["choices"] = {v: found[0] for v, found in by_value.items()}
+    return {"role": "switch", "switch": switch}
 
 
 def _passthrough(schema: NodeSchema) -> dict[str, Any] | None:
@@ -313,6 +403,7 @@ def _by_name(schema: NodeSchema) -> list[str | None]:
 
 
 _parsed: dict[str, NodeRule | None] = {}
+CACHE_MAX = 4096
 
 
 def inferred_rule(schema: NodeSchema) -> NodeRule | None:
@@ -322,8 +413,10 @@ def inferred_rule(schema: NodeSchema) -> NodeRule | None:
     data = infer(schema)
     if data is None:
         return None
-    key = json.dumps([schema.class_type, data], sort_keys=True)
+    key = json.dumps([schema.class_type, schema.source, data], sort_keys=True)
     if key not in _parsed:
+        if len(_parsed) >= CACHE_MAX:  # graphs with ever new classes: the cache never grows without end
+            _parsed.clear()
         try:
             _parsed[key] = parse_rules({"nodes": {schema.class_type: data}}, f"{ORIGIN}:{schema.source}")[
                 schema.class_type
@@ -334,23 +427,63 @@ def inferred_rule(schema: NodeSchema) -> NodeRule | None:
     return _parsed[key]
 
 
+@dataclass(frozen=True)
+class Inference:
+    """The rules a parse uses: the given ones, inferred ones for classes without, and disputed outputs."""
+
+    rules: RuleSet
+    inferred: dict[str, str]  # {class: "inferred:<schema source>"}
+    disputes: list[dict[str, Any]]  # a rule and the class's schema disagree on which prompt an output carries
+
+
 def with_inferred(
     rules: RuleSet, prompt: Mapping[str, Any], workflow: Mapping[str, Any] | None, schemas: SchemaSet | None
-) -> tuple[RuleSet, dict[str, str]]:
-    """`rules` plus rules inferred for the graph's classes that have none; {class: schema source} of those."""
-    missing = sorted(_classes(prompt.values()) - set(rules.classes()))
-    if not missing:
-        return rules, {}
-    known = live(missing).merged(schemas, from_workflow(workflow), bundled())
+) -> Inference:
+    """`rules` plus rules inferred for the graph's classes that have none, and, where a rule routes a
+    conditioning output to the prompt of one polarity while the class's schema names that output the
+    other, the output marked disputed: the two readings disagree, so neither is recorded."""
+    classes = _classes(prompt.values())
+    missing = sorted(classes - set(rules.classes()))
+    routed = sorted(c for c in classes if (r := rules.get(c)) is not None and set(r.outputs) & POLARITIES)
+    if not missing and not routed:
+        return Inference(rules, {}, [])
+    # The running ComfyUI knows best; then what the user named; then the snapshot of core nodes (from a
+    # real /object_info: every input typed); the workflow last (old frontends leave widgets untyped).
+    known = gather([*missing, *routed], workflow, schemas, prompt)
     found: dict[str, NodeRule] = {}
     for class_type in missing:
         schema = known.get(class_type)
         rule = inferred_rule(schema) if schema is not None else None
         if rule is not None:
             found[class_type] = rule
-    if not found:
-        return rules, {}
-    return rules.extended(found), {c: str(found[c].origin) for c in found}
+    disputes: list[dict[str, Any]] = []
+    for class_type in routed:
+        rule, schema = rules.get(class_type), known.get(class_type)
+        if rule is None or schema is None:
+            continue
+        outputs = _disputed(rule, schema)
+        if outputs:
+            found[class_type] = replace(rule, disputed=frozenset(outputs))
+            disputes.extend(
+                {"class_type": class_type, "output": i, "rule": rule.outputs[i], "schema": schema.output_name(i),
+                 "schema_source": schema.source}
+                for i in outputs
+            )  # fmt: skip
+    inferred = {c: str(r.origin) for c, r in found.items() if c in missing}
+    return Inference(rules.extended(found) if found else rules, inferred, disputes)
+
+
+POLARITIES = frozenset({"positive", "negative"})
+
+
+def _disputed(rule: NodeRule, schema: NodeSchema) -> list[int]:
+    """Outputs the rule passes on from the prompt of one polarity while the schema names them the other."""
+    found = []
+    for index, through in enumerate(rule.outputs):
+        named = (schema.output_name(index) or "").lower()
+        if through in POLARITIES and named in POLARITIES and named != through:
+            found.append(index)
+    return found
 
 
 def _classes(nodes: Iterable[Any]) -> set[str]:

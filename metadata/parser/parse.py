@@ -22,12 +22,13 @@ from typing import Any
 from ..errors import GraphTooLarge
 from ..limits import GRAPH_NODES_MAX
 from ..record import COMPOSITE, TRAINED, Generation, Model, Record
+from .auxiliary import purposes
 from .graph import Graph, Node, sort_key
 from .infer import with_inferred
 from .loras import loras_of
 from .passes import PassBuilder, PassInfo, normalized
 from .rules import RuleSet, default_rules
-from .runtime_view import RuntimeView
+from .runtime_view import ABSENT, RuntimeView
 from .schemas import SchemaSet
 from .values import Values
 from .walks import GENERATORS, Walker, merge_fields
@@ -44,7 +45,10 @@ MODEL_ROLE_ORDER = (
     "clip_vision",
     "style_model",
     "gligen",
+    "prompt_writer",
 )
+# The role of a model that only writes a prompt (an LLM feeding TextGenerate), never the image's encoder.
+PROMPT_WRITER = "prompt_writer"
 RE_EMBEDDING = re.compile(r"embedding:([^\s,()]+?)(?::[\d.]+)?(?=[\s,()]|$)")
 SKIP_NAMES = frozenset({"", "None", "none", "Baked VAE"})
 NOT_EXTRAS = frozenset({"sources", "batch_size", "clip_skip", "leftover_noise"})
@@ -91,11 +95,17 @@ class WorkflowParser:
     ) -> Analysis:
         if len(prompt) > GRAPH_NODES_MAX:
             raise GraphTooLarge(f"the prompt graph has {len(prompt):,} nodes, over the parser's {GRAPH_NODES_MAX:,}")
-        rules, inferred = with_inferred(self.rules, prompt, workflow, self.schemas)
-        run = _Run(rules, Graph(prompt), runtime)
+        inference = with_inferred(self.rules, prompt, workflow, self.schemas)
+        run = _Run(inference.rules, Graph(prompt), runtime)
         record = run.record(prompt, save_node_id, workflow)
-        if inferred:  # the record says which classes were read by inference, from which schema
-            record.provenance.other["inferred_rules"] = inferred
+        if inference.inferred:  # the record says which classes were read by inference, from which schema
+            record.provenance.other["inferred_rules"] = inference.inferred
+        for dispute in inference.disputes:
+            record.provenance.other.setdefault("rule_disputes", []).append(dispute)
+            record.warn(
+                f"the rule for {dispute['class_type']} passes output {dispute['output']} on as the {dispute['rule']}"
+                f" prompt, but its schema names it {dispute['schema']}: that prompt is not recorded"
+            )
         return Analysis(record, frozenset(run.upstream))
 
 
@@ -140,8 +150,52 @@ class _Run:
                 _size_from_pixels(rec)
         else:
             rec.warn("no sampler upstream of the save node: generation fields are unknown")
+        self._prompt_writers(rec, roots, upstream)
         self._provenance(rec, upstream, passes, excluded)
+        self._ambiguous(rec, passes)
         return rec
+
+    def _prompt_writers(self, rec: Record, roots: list[str], upstream: dict[str, Node]) -> None:
+        """Language models that write a prompt at run time: their models are recorded as prompt writers
+        (never the image's text encoder) when nothing else uses them, with the instruction they got."""
+        writers = [n for n in upstream.values() if _role(self.values, n) == "llm"]
+        if not writers:
+            return
+        beside = self.walker.upstream(roots, stop={n.id for n in writers})
+        only_theirs = set(upstream) - set(beside) - set(roots)
+        for model in rec.models:
+            if model.node_id in only_theirs:
+                model.other["loaded_as"], model.role = model.role, PROMPT_WRITER
+        entries = []
+        for node in sorted(writers, key=lambda n: sort_key(n.id)):
+            rule = self.values.rule(node)
+            assert rule is not None
+            entry: dict[str, Any] = {"node_id": node.id, "class_type": node.class_type}
+            for name, spec in rule.fields.items():
+                value = self.values.field(node, spec)
+                if value is not None:
+                    entry[name] = value
+            runtime = self.values.runtime
+            written = runtime.output(node.id, 0) if runtime is not None else ABSENT
+            if isinstance(written, str):
+                entry["written"] = written  # what it wrote, as the runtime hooks saw it
+            feeding = self.walker.upstream([node.id])
+            entry["models"] = [m.name for m in rec.models if m.node_id in feeding]
+            entries.append(entry)
+        rec.generation.other["prompt_writers"] = entries
+
+    def _ambiguous(self, rec: Record, passes: list[PassInfo]) -> None:
+        """Fields left empty because two readings disagreed, with both candidates (never one of them)."""
+        index = {info.node.id: i for i, info in enumerate(passes)}
+        found = []
+        for entry in self.walker.ambiguous:
+            position = index.get(entry.get("sampler", ""))
+            if position is None:
+                continue
+            field = f"{'generation' if position == 0 else f'passes[{position}]'}.{entry['polarity']}"
+            found.append({"field": field, "candidates": entry["candidates"], "node_id": entry["sampler"]})
+        if found:
+            rec.provenance.other["ambiguous"] = found
 
     # -- what the save node is made of ----------------------------------------------------------
     def _output(self, roots: list[str]) -> tuple[dict[str, Any], dict[str, str], list[Node], list[str], bool]:
@@ -288,6 +342,7 @@ class _Run:
         other = rec.provenance.other
         if auxiliary:
             other["auxiliary_samplers"] = auxiliary
+            other["auxiliary"] = purposes(self.graph, self.values, upstream, auxiliary)
         if excluded:
             other["excluded_loras"] = excluded
         rec.provenance.digital_source_type = COMPOSITE if any(i.composite for i in passes) else TRAINED

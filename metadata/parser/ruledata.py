@@ -35,6 +35,7 @@ ROLES = frozenset(
         "math",  # computes a number from an expression
         "passthrough",  # passes conditioning/model/latent on, maybe adding fields
         "terminal",  # conditioning with no prompt text behind it (zeroed, image-only)
+        "llm",  # writes text with a language model (a prompt writer): known only at run time
     }
 )
 LINK_ROLES = frozenset(
@@ -71,6 +72,7 @@ RULE_KEYS = frozenset(
         "math",
         "combine",
         "unresolved_values",
+        "regional",
     }
 )
 FILE_KEYS = frozenset({"version", "nodes", "pack", "source", "sources", "about"})
@@ -144,6 +146,7 @@ def _rule(class_type: str, data: Any, origin: str, err: Err) -> NodeRule | None:
         math=math_spec(data["math"], err) if "math" in data else None,
         combine=combine(data["combine"], err) if "combine" in data else None,
         unresolved_values=tuple(listed(data, "unresolved_values", err)),
+        regional=fields(data["regional"], "regional", err) if "regional" in data else None,
         origin=origin,
     )
     if (rule.role == "switch") != (rule.switch is not None):

@@ -12,7 +12,8 @@ A rules file is {"version": 1, "nodes": {class_type: rule}}; a rule has a `role`
   `inline` <lora:...> text; `enabled`, `when`/`unless`, `requires_links`).
 - `parts`: link roles whose nodes contribute to a sampler (noise, guider, sampler, sigmas, pipe).
 - `switch` (a `selector` with `choices`/`pattern`, or `first_present`), `math` (an expression
-  over `prefix`-named or listed variables), `combine` (joined conditionings), `unresolved_values`.
+  over `prefix`-named or listed variables), `combine` (joined conditionings), `unresolved_values`,
+  `regional` (fields describing the area, mask or timestep range a conditioning is restricted to).
 
 Adding a node is adding data; the parser has no branch per class. `ruledata`/`rulespecs`
 validate the JSON strictly; this module holds the frozen records and the rule sets.
@@ -160,6 +161,11 @@ class NodeRule:
     math: MathSpec | None = None
     combine: CombineSpec | None = None
     unresolved_values: tuple[Any, ...] = ()
+    # Restricts conditioning to a region (area, mask, timestep range): combined with others, its prompt
+    # is a regional one, listed apart with these fields, never the positive.
+    regional: Mapping[str, FieldSpec] | None = None
+    # Outputs whose routing the class's schema contradicts (see infer.with_inferred): not followed.
+    disputed: frozenset[int] = frozenset()
     origin: str = ""
 
     def input(self, role: str) -> str | None:

@@ -2,10 +2,11 @@
 
 The parser needs rules only to be exact; to be right on a class nobody wrote a rule for, it infers
 one from the class's schema (infer.py). Schemas come, best first, from: the live node classes when
-running inside ComfyUI (its /object_info, V1 and V3 alike), an /object_info file or server the
-user names (`--object-info`, `--server`), the UI workflow saved with the graph (each node's typed
-inputs and outputs), and a compact snapshot of core nodes shipped in metadata/rules/schemas-core.json
-(`provenance rules snapshot` refreshes it). Later sources only fill what earlier ones lack.
+running inside ComfyUI (its /object_info, V1 and V3 alike: compat.node_info, registered with
+`set_live_provider`), an /object_info file or server the user names (`--object-info`, `--server`:
+`set_user_schemas`), a compact snapshot of core nodes shipped in metadata/rules/schemas-core.json
+(`provenance rules snapshot` refreshes it), and the UI workflow saved with the graph (each node's
+typed inputs and outputs). Later sources only fill what earlier ones lack (`gather`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, ClassVar
 
 SNAPSHOT = "schemas-core.json"
 SNAPSHOT_VERSION = 1
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+MAX_INPUTS = 512  # per class: a hostile /object_info gets no more
+MAX_NESTING = 4
 
 
 @dataclass(frozen=True)
@@ -99,23 +104,43 @@ def _from_entry(class_type: str, entry: Mapping[str, Any], source: str) -> NodeS
     if not isinstance(sections, Mapping):
         return None
     inputs: dict[str, Input] = {}
-    for section in ("required", "optional"):
-        for name, spec in (sections.get(section) or {}).items():
-            if isinstance(spec, (list, tuple)) and spec:
-                inputs[str(name)] = _input(spec, optional=section == "optional")
-    types = entry.get("output") or []
-    names = entry.get("output_name") or []
+    # A dynamic combo's options bring inputs of their own, sent as `model.seed`: listed under that name
+    # (every option's, the first spec of a name kept), nested combos to a few levels, never unbounded.
+    pending: list[tuple[str, Mapping[str, Any], int]] = [("", sections, 0)]
+    while pending and len(inputs) < MAX_INPUTS:
+        prefix, current, depth = pending.pop(0)
+        for section in ("required", "optional"):
+            specs = current.get(section)
+            for name, spec in specs.items() if isinstance(specs, Mapping) else ():
+                if not isinstance(spec, (list, tuple)) or not spec or len(inputs) >= MAX_INPUTS:
+                    continue
+                full = prefix + str(name)
+                inputs.setdefault(full, _input(spec, optional=section == "optional"))
+                options = spec[1].get("options") if len(spec) > 1 and isinstance(spec[1], Mapping) else None
+                if spec[0] == DYNAMIC_COMBO and isinstance(options, list) and depth < MAX_NESTING:
+                    for option in options[:MAX_INPUTS]:
+                        nested = option.get("inputs") if isinstance(option, Mapping) else None
+                        if isinstance(nested, Mapping):
+                            pending.append((full + ".", nested, depth + 1))
+    types = _listed(entry.get("output"))
+    names = _listed(entry.get("output_name"))
     outputs = tuple(
-        (str(names[i]) if i < len(names) and names[i] else t, t) for i, t in enumerate(types) if isinstance(t, str)
+        (str(names[i]) if i < len(names) and isinstance(names[i], str) and names[i] else t, t)
+        for i, t in enumerate(types)
+        if isinstance(t, str)
     )
-    return NodeSchema(class_type, inputs, outputs, bool(entry.get("api_node")), source)
+    return NodeSchema(class_type, inputs, outputs, entry.get("api_node") is True, source)
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else []
 
 
 def _input(spec: Any, *, optional: bool) -> Input:
     kind = spec[0]
     options = spec[1] if len(spec) > 1 and isinstance(spec[1], Mapping) else {}
     type_name = "COMBO" if isinstance(kind, (list, tuple)) else str(kind)
-    return Input(type_name, multiline=bool(options.get("multiline")), optional=optional)
+    return Input(type_name, multiline=options.get("multiline") is True, optional=optional)
 
 
 # -- the UI workflow -----------------------------------------------------------------------------------
@@ -176,15 +201,47 @@ def to_compact(schemas: SchemaSet, about: str) -> dict[str, Any]:
 
 
 def from_compact(data: Mapping[str, Any], source: str) -> SchemaSet:
+    """Schemas from a snapshot's JSON; malformed entries are skipped (the file may be a user's)."""
     found = {}
-    for name, entry in (data.get("nodes") or {}).items():
+    nodes = data.get("nodes")
+    for name, entry in nodes.items() if isinstance(nodes, Mapping) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        specs = entry.get("i")
         inputs = {}
-        for key, text in (entry.get("i") or {}).items():
+        for key, text in specs.items() if isinstance(specs, Mapping) else ():
             kind, *flags = str(text).split("|")
-            inputs[key] = Input(kind, multiline="multiline" in flags, optional="optional" in flags)
-        outputs = tuple((str(o[0]), str(o[1])) for o in entry.get("o") or [] if isinstance(o, list) and len(o) == 2)
-        found[name] = NodeSchema(name, inputs, outputs, bool(entry.get("api")), source)
+            inputs[str(key)] = Input(kind, multiline="multiline" in flags, optional="optional" in flags)
+        outputs = tuple((str(o[0]), str(o[1])) for o in _listed(entry.get("o")) if isinstance(o, list) and len(o) == 2)
+        found[str(name)] = NodeSchema(str(name), inputs, outputs, entry.get("api") is True, source)
     return SchemaSet(found)
+
+
+def is_compact(data: Mapping[str, Any]) -> bool:
+    """A snapshot (`{"version", "nodes": {class: {"i", "o"}}}`), not an /object_info answer."""
+    nodes = data.get("nodes")
+    return isinstance(data.get("version"), int) and isinstance(nodes, Mapping) and "input" not in nodes
+
+
+def from_json(data: Mapping[str, Any], source: str) -> SchemaSet:
+    """Schemas from either an /object_info answer or a snapshot written by `provenance rules snapshot`."""
+    return from_compact(data, source) if is_compact(data) else from_object_info(data, source)
+
+
+def dump_compact(data: Mapping[str, Any]) -> str:
+    """The snapshot's JSON text with one node class per line, so a refresh diffs class by class."""
+    head = json.dumps({k: v for k, v in data.items() if k != "nodes"}, ensure_ascii=False)
+    lines = [
+        f"{json.dumps(name, ensure_ascii=False)}: {json.dumps(entry, ensure_ascii=False, separators=(',', ':'))}"
+        for name, entry in data["nodes"].items()
+    ]
+    nodes = "{\n" + ",\n".join(lines) + "\n}" if lines else "{}"
+    return (head[:-1] + ", " if head != "{}" else "{") + f'"nodes": {nodes}}}\n'
+
+
+def snapshot_path() -> Path:
+    """Where the bundled snapshot lives (what `provenance rules snapshot` writes by default)."""
+    return Path(__file__).resolve().parent.parent / "rules" / SNAPSHOT
 
 
 @cache
@@ -195,7 +252,7 @@ def bundled() -> SchemaSet:
     return from_compact(json.loads(text), "snapshot")
 
 
-# -- live (inside ComfyUI) ----------------------------------------------------------------------------
+# -- live (inside ComfyUI) and given by the user ------------------------------------------------------
 
 
 class _Live:
@@ -205,10 +262,25 @@ class _Live:
     cached: ClassVar[dict[str, NodeSchema | None]] = {}
 
 
+class _User:
+    """Schemas the user named for this process (the CLI's --object-info or --server)."""
+
+    schemas: ClassVar[SchemaSet | None] = None
+
+
 def set_live_provider(provider: Any) -> None:
     """`provider(class_type) -> /object_info entry or None`, called at most once per class per process."""
     _Live.provider = provider
     _Live.cached = {}
+
+
+def set_user_schemas(schemas: SchemaSet | None) -> None:
+    """Schemas every parse in this process uses after the live ones (None: forget them)."""
+    _User.schemas = schemas
+
+
+def user_schemas() -> SchemaSet | None:
+    return _User.schemas
 
 
 def live(classes: Iterable[str]) -> SchemaSet:
@@ -228,3 +300,52 @@ def live(classes: Iterable[str]) -> SchemaSet:
         if schema is not None:
             found[name] = schema
     return SchemaSet(found)
+
+
+def gather(
+    classes: Iterable[str],
+    workflow: Mapping[str, Any] | None,
+    given: SchemaSet | None = None,
+    prompt: Mapping[str, Any] | None = None,
+) -> SchemaSet:
+    """Every schema known for a parse, best first: live, `given` (a parser's own), the process's user
+    schemas, the bundled snapshot (a real /object_info: every input typed), the UI workflow's (old
+    frontends leave widget inputs untyped), and last the prompt's (widget values typed by their value)."""
+    wanted = list(classes)
+    return live(wanted).merged(given, user_schemas(), bundled(), from_workflow(workflow), from_prompt(prompt, wanted))
+
+
+FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx", ".pkl")
+
+
+def from_prompt(prompt: Mapping[str, Any] | None, classes: Iterable[str] | None = None) -> SchemaSet:
+    """What an API prompt says of its nodes' widget inputs: their names, typed by the value each holds
+    (int INT, float FLOAT, bool BOOLEAN, a model file name COMBO, other text STRING, multiline if it
+    spans lines). Links are left to the workflow: their type is not in the prompt. Never complete."""
+    wanted = set(classes) if classes is not None else None
+    found: dict[str, NodeSchema] = {}
+    for node in prompt.values() if isinstance(prompt, Mapping) else ():
+        class_type = node.get("class_type") if isinstance(node, Mapping) else None
+        inputs = node.get("inputs") if isinstance(node, Mapping) else None
+        if not isinstance(class_type, str) or not isinstance(inputs, Mapping):
+            continue
+        if wanted is not None and class_type not in wanted:
+            continue
+        typed = {str(n): t for n, v in list(inputs.items())[:MAX_INPUTS] if (t := _typed(v)) is not None}
+        schema = NodeSchema(class_type, typed, source="prompt")
+        found[class_type] = _fill(found[class_type], schema) if class_type in found else schema
+    return SchemaSet(found)
+
+
+def _typed(value: Any) -> Input | None:
+    if isinstance(value, bool):
+        return Input("BOOLEAN")
+    if isinstance(value, int):
+        return Input("INT")
+    if isinstance(value, float):
+        return Input("FLOAT")
+    if isinstance(value, str):
+        if value.lower().endswith(FILE_SUFFIXES) and "\n" not in value:
+            return Input("COMBO")
+        return Input("STRING", multiline="\n" in value)
+    return None  # a link, or a value of no widget type

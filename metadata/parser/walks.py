@@ -11,7 +11,7 @@ evaluated are followed both ways in `upstream` and `lineage`, and end `chain`/`t
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,10 @@ class Walker:
     def __init__(self, graph: Graph, values: Values) -> None:
         self.graph = graph
         self.values = values
+        # Prompts a rule-less node's branches disagree on: {"polarity", "candidates"}, for the record.
+        self.ambiguous: list[dict[str, Any]] = []
+        # Prompts combined in restricted to an area, mask or timestep range: {"polarity", "prompts"}.
+        self.regional: list[dict[str, Any]] = []
 
     def rule(self, node: Node | None) -> NodeRule | None:
         return self.values.rule(node)
@@ -66,9 +70,10 @@ class Walker:
         return (False, None) if chosen is UNRESOLVED else (True, chosen)
 
     # -- everything the output depends on ----------------------------------------------------
-    def upstream(self, roots: list[str], *, sure: bool = False) -> dict[str, Node]:
+    def upstream(self, roots: list[str], *, sure: bool = False, stop: Collection[str] = ()) -> dict[str, Node]:
         """Every node the output depends on; with `sure`, an unresolved switch's branches are left out
-        (only what decides it is followed): what remains certainly shaped the output."""
+        (only what decides it is followed): what remains certainly shaped the output. The inputs of
+        nodes in `stop` are not followed."""
         found: dict[str, Node] = {}
         get, switches = self.graph.get, self.values.rules.switches
         queue = deque(n for r in roots if (n := get(r)) is not None)
@@ -76,6 +81,8 @@ class Walker:
         while queue:
             node = queue.popleft()
             inputs = node.inputs
+            if node.id in stop:
+                continue
             if node.class_type in switches:
                 rule = self.values.rule(node)
                 resolved, chosen = self._switch_choice(node, rule)
@@ -192,54 +199,110 @@ class Walker:
             if search is None:
                 stack.pop()
                 found = frame.result(self.values)
+                if frame.regions:
+                    self.regional.append({"polarity": polarity, "prompts": frame.regions})
 
     def _search(self, link: Link, polarity: str, seen: set[Link], via: Path) -> Found | _Combine:
-        """Breadth-first: of the branches behind an unknown node, the nearest prompt (or combine) wins."""
-        queue: deque[tuple[Link, Path]] = deque([(link, via)])
+        """Breadth-first, level by level: of the branches behind a node with no rule, the nearest prompt
+        wins, but only if every branch at that distance agrees. Different prompts there (which input
+        the node passes on is not known) are ambiguous: no text, both listed in `self.ambiguous`."""
+        level: list[tuple[Link, Path, bool]] = [(link, via, False)]
         get, rule_of = self.graph.get, self.values.rule
         steps = 0
-        while queue and steps < MAX_STEPS:
-            (src, out), path = queue.popleft()
-            steps += 1
-            node = get(src)
-            if node is None or (src, out) in seen:
-                continue
-            seen.add((src, out))
-            rule = node.rule if node.rule is not False else rule_of(node)
-            if rule is None:
-                queue.extend(((s, o), path) for _, s, o in node.links())
-                continue
-            spec = rule.texts.get(out) if rule.texts else None
-            if spec is not None or rule.role == "text":
-                spec = spec or rule.fields.get(polarity) or rule.fields.get("text")
-                value = self.values.field(node, spec) if spec else None
-                return (value if isinstance(value, str) else None), node, path
-            if rule.combine is not None:
-                return _Combine(node, rule, (node, out, path))
-            outputs = rule.outputs
-            if rule.role == "switch":
-                resolved, name = self._switch_choice(node, rule)
-                if not resolved:
+        while level and steps < MAX_STEPS:
+            results: list[tuple[Found | _Combine, bool]] = []
+            following: list[tuple[Link, Path, bool]] = []
+            for (src, out), path, branched in level:
+                steps += 1
+                node = get(src)
+                if node is None or (src, out) in seen:
                     continue
-            elif 0 <= out < len(outputs) and outputs[out] is not None:
-                name = outputs[out]
-            elif rule.role == "passthrough" and (names := rule.inputs.get("conditioning")):
-                name = names[0]
-            else:
-                continue
-            value = node.inputs.get(name) if name is not None else None
-            if type(value) is list and len(value) == 2 and type(value[1]) is int:
-                queue.append(((str(value[0]), value[1]), (node, out, path)))
+                seen.add((src, out))
+                rule = node.rule if node.rule is not False else rule_of(node)
+                outcome = self._step(node, rule, out, polarity, path) if rule is not None else UNKNOWN
+                if isinstance(outcome, _Unknown):  # which input it passes on is not known: every one, nearest first
+                    links = node.links()
+                    following.extend(((s, o), path, branched or len(links) > 1) for _, s, o in links)
+                    continue
+                if isinstance(outcome, _Onward):
+                    following.append((outcome.link, (node, out, path), branched))
+                elif outcome is not None:
+                    results.append((outcome, branched))
+            if results:
+                return self._agreed(results, polarity)
+            level = following
         return None, None, None
+
+    def _step(
+        self, node: Node, rule: NodeRule, out: int, polarity: str, path: Path
+    ) -> Found | _Combine | _Onward | _Unknown | None:
+        """What one ruled node is to the prompt search: a text found, a combine to search, the link it
+        passes the search on to, None for a dead end, or UNKNOWN for a pass-through whose rule does not
+        say which input this output carries."""
+        if out in rule.disputed:
+            return UNKNOWN
+        spec = rule.texts.get(out) if rule.texts else None
+        if spec is not None or rule.role == "text":
+            spec = spec or rule.fields.get(polarity) or rule.fields.get("text")
+            value = self.values.field(node, spec) if spec else None
+            return (value if isinstance(value, str) else None), node, path
+        if rule.combine is not None:
+            return _Combine(node, rule, (node, out, path), self.values)
+        outputs = rule.outputs
+        if rule.role == "switch":
+            resolved, name = self._switch_choice(node, rule)
+            if not resolved:
+                return None
+        elif 0 <= out < len(outputs) and outputs[out] is not None:
+            name = outputs[out]
+        elif rule.role == "passthrough" and (names := rule.inputs.get("conditioning")):
+            name = names[0]
+        elif rule.role == "passthrough":
+            return UNKNOWN
+        else:
+            return None
+        value = node.inputs.get(name) if name is not None else None
+        if type(value) is list and len(value) == 2 and type(value[1]) is int:
+            return _Onward((str(value[0]), value[1]))
+        return None
+
+    def _agreed(self, results: list[tuple[Found | _Combine, bool]], polarity: str) -> Found | _Combine:
+        """The one result at this distance, or, when branches of a rule-less node disagree, none."""
+        first = results[0][0]
+        if len(results) == 1 or not any(branched for _, branched in results):
+            return first
+        texts = [r[0] for r, _ in results if not isinstance(r, _Combine)]
+        if isinstance(first, _Combine) or (len(set(texts)) <= 1 and len(texts) == len(results)):
+            return first
+        candidates = sorted({t for t in texts if t is not None})
+        self.ambiguous.append({"polarity": polarity, "candidates": candidates})
+        return None, None, None
+
+
+class _Unknown:
+    """A prompt search step through a node whose rule does not route the output searched."""
+
+
+UNKNOWN = _Unknown()
+
+
+@dataclass(frozen=True)
+class _Onward:
+    """The prompt search goes on through this link."""
+
+    link: Link
 
 
 class _Combine:
     """A combine node whose inputs' prompts are being found, one input after another."""
 
-    def __init__(self, node: Node, rule: NodeRule, path: Path) -> None:
+    def __init__(self, node: Node, rule: NodeRule, path: Path, values: Values) -> None:
         spec = rule.combine
         assert spec is not None
-        self.node, self.spec, self.path = node, spec, path
+        self.node, self.spec, self.path, self.values = node, spec, path, values
+        # Branches restricted to a region: listed apart, never joined into the prompt.
+        self.regions: list[dict[str, Any]] = []
+        self.restricted: list[Found] = []
         names = spec.inputs or tuple(n for n in node.inputs if spec.pattern and spec.pattern.match(n))
         self.names = iter(names)
         self.texts: list[str] = []
@@ -253,13 +316,40 @@ class _Combine:
         return None
 
     def take(self, found: Found) -> None:
-        if found[0] is not None:
+        if found[0] is None:
+            return
+        region = self._restriction(found[2])
+        if region is None:
             self.texts.append(found[0])
             self.first = found if self.first[1] is None else self.first
+        else:
+            node = found[1]
+            self.regions.append({"text": found[0], "node_id": node.id if node is not None else None, **region})
+            self.restricted.append(found)
+
+    def _restriction(self, path: Path) -> dict[str, Any] | None:
+        """The area, mask or timestep range the branch behind `path` is restricted to, if it is."""
+        region: dict[str, Any] | None = None
+        while path is not None and path is not self.path:
+            node, _, path = path
+            rule = self.values.rule(node)
+            if rule is not None and rule.regional is not None:
+                region = region if region is not None else {"restricted_by": []}
+                region["restricted_by"].append(node.id)
+                for name, spec in rule.regional.items():
+                    if name not in region:
+                        region[name] = self.values.field(node, spec)
+        return region
 
     def result(self, values: Values) -> Found:
+        """The unrestricted prompts joined; when every prompt is restricted (timestep ranges of one
+        prompt, areas covering the image), all of them, and none is listed apart."""
         spec = self.spec
         separator = values.field(self.node, spec.separator_field) if spec.separator_field else spec.separator
+        if not self.texts and self.restricted:
+            self.texts = [found[0] for found in self.restricted if found[0] is not None]
+            self.first = self.restricted[0]
+            self.regions = []
         return (str(separator).join(self.texts) if self.texts else None), self.first[1], self.first[2]
 
 
