@@ -568,6 +568,8 @@ def test_acceptance_runtime_values_in_saved_files(on: Any, off: Any, checkout: P
     assert record.provenance.capture_mode == "parser"
     assert record.runtime is None
     assert checkpoint_names(record) == []  # the name comes through a switch only run time decides
-    assert record.generation.width is None
+    # The latent's width is run time's; the saved pixels come straight from the sampler's decode, so the
+    # save fills the size from them, and says so.
+    assert record.generation.width == 64 and record.provenance.field_sources["width"] == "pixels"
     unresolved = record.to_dict()["provenance"].get("unresolved") or []
     assert {u["node_id"] for u in unresolved} >= {"22", "4", "5"}  # never guessed: switch, loader, latent size

@@ -443,13 +443,18 @@ def with_inferred(
     conditioning output to the prompt of one polarity while the class's schema names that output the
     other, the output marked disputed: the two readings disagree, so neither is recorded."""
     classes = _classes(prompt.values())
-    missing = sorted(classes - set(rules.classes()))
-    routed = sorted(c for c in classes if (r := rules.get(c)) is not None and set(r.outputs) & POLARITIES)
+    missing = sorted(c for c in classes if c not in rules)
+    if not missing and not (classes & rules.routed):
+        return Inference(rules, {}, [])
+    routed = sorted(c for c in classes & rules.routed)
     if not missing and not routed:
         return Inference(rules, {}, [])
     # The running ComfyUI knows best; then what the user named; then the snapshot of core nodes (from a
-    # real /object_info: every input typed); the workflow last (old frontends leave widgets untyped).
-    known = gather([*missing, *routed], workflow, schemas, prompt)
+    # real /object_info: every input typed); the workflow last (old frontends leave widgets untyped);
+    # the prompt's values of the classes without a rule after all.
+    unknown = set(missing)
+    theirs = {k: n for k, n in prompt.items() if _mapping(n) and n.get("class_type") in unknown}
+    known = gather([*missing, *routed], workflow, schemas, theirs)
     found: dict[str, NodeRule] = {}
     for class_type in missing:
         schema = known.get(class_type)
@@ -486,5 +491,10 @@ def _disputed(rule: NodeRule, schema: NodeSchema) -> list[int]:
     return found
 
 
+def _mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # a prompt's nodes are dicts: skip the ABC check
+
+
 def _classes(nodes: Iterable[Any]) -> set[str]:
-    return {n["class_type"] for n in nodes if isinstance(n, Mapping) and isinstance(n.get("class_type"), str)}
+    found = {n.get("class_type") for n in nodes if _mapping(n)}
+    return {c for c in found if type(c) is str}

@@ -133,7 +133,9 @@ class _Run:
         upstream.update(self.upstream)
         # Nodes reached only through a switch nobody can resolve statically shaped the output or not:
         # their models are candidates, never recorded as used.
-        sure = set(upstream) & ({*roots, *self.walker.upstream(roots, sure=True)})
+        switches = self.values.rules.switches
+        unsure = any(n.class_type in switches and not self.walker.switch_resolved(n) for n in self.upstream.values())
+        sure = set(upstream) & ({*roots, *self.walker.upstream(roots, sure=True)}) if unsure else set(upstream)
         output, output_sources, terminals, used, direct = self._output(roots)
         passes = _ordered(self._passes(terminals))
         rec.passes = [p.entry for p in passes]
@@ -158,7 +160,8 @@ class _Run:
     def _prompt_writers(self, rec: Record, roots: list[str], upstream: dict[str, Node]) -> None:
         """Language models that write a prompt at run time: their models are recorded as prompt writers
         (never the image's text encoder) when nothing else uses them, with the instruction they got."""
-        writers = [n for n in upstream.values() if _role(self.values, n) == "llm"]
+        llms = self.values.rules.llms
+        writers = [n for n in upstream.values() if n.class_type in llms]
         if not writers:
             return
         beside = self.walker.upstream(roots, stop={n.id for n in writers})
@@ -282,7 +285,8 @@ class _Run:
 
     def _input_images(self, upstream: Iterable[Node]) -> list[str]:
         names = []
-        images = [n for n in upstream if _role(self.values, n) == "image"]
+        classes = self.values.rules.images
+        images = [n for n in upstream if n.class_type in classes]
         for node in sorted(images, key=lambda n: sort_key(n.id)):
             rule = self.values.rule(node)
             spec = rule.fields.get("image") if rule is not None else None

@@ -167,13 +167,13 @@ class PassBuilder:
     def _texts(self, info: PassInfo, links: dict[str, Link]) -> None:
         sources = {}
         for polarity in ("positive", "negative"):
-            mark, regional_mark = len(self.walker.ambiguous), len(self.walker.regional)
+            mark, regional_mark = len(self.walker.ambiguous), len(self.walker.regional_prompts)
             found = self.walker.text(links.get(polarity), polarity)
             for entry in self.walker.ambiguous[mark:]:
                 entry["sampler"] = info.node.id
-            for entry in self.walker.regional[regional_mark:]:
+            for entry in self.walker.regional_prompts[regional_mark:]:
                 prompts = info.entry.other.setdefault("regional_prompts", [])
-                prompts.extend({"polarity": polarity, **prompt} for prompt in entry["prompts"])
+                prompts.extend(entry["prompts"])
             setattr(info.entry, polarity, found.text)
             if found.source:
                 sources[polarity] = found.source

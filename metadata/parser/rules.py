@@ -184,6 +184,11 @@ class RuleSet:
     def __init__(self, rules: Mapping[str, NodeRule]) -> None:
         self._rules = dict(rules)
         self.switches = frozenset(c for c, r in self._rules.items() if r.role == "switch")
+        self.llms = frozenset(c for c, r in self._rules.items() if r.role == "llm")
+        self.images = frozenset(c for c, r in self._rules.items() if r.role == "image")
+        # Classes whose rule passes an output on as the positive or negative prompt (checked against
+        # the class's schema where one is known: infer.with_inferred).
+        self.routed = frozenset(c for c, r in self._rules.items() if {"positive", "negative"} & set(r.outputs))
 
     def get(self, class_type: str | None) -> NodeRule | None:
         return self._rules.get(class_type) if class_type is not None else None

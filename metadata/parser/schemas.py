@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -311,8 +312,15 @@ def gather(
     """Every schema known for a parse, best first: live, `given` (a parser's own), the process's user
     schemas, the bundled snapshot (a real /object_info: every input typed), the UI workflow's (old
     frontends leave widget inputs untyped), and last the prompt's (widget values typed by their value)."""
-    wanted = list(classes)
-    return live(wanted).merged(given, user_schemas(), bundled(), from_workflow(workflow), from_prompt(prompt, wanted))
+    wanted = sorted(set(classes))
+    sources = (live(wanted), given, user_schemas(), bundled(), from_workflow(workflow), from_prompt(prompt, wanted))
+    found: dict[str, NodeSchema] = {}
+    for class_type in wanted:  # only the classes asked about: the snapshot alone holds hundreds
+        for source in sources:
+            schema = source.get(class_type) if source is not None else None
+            if schema is not None:
+                found[class_type] = _fill(found[class_type], schema) if class_type in found else schema
+    return SchemaSet(found)
 
 
 FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx", ".pkl")
@@ -323,18 +331,17 @@ def from_prompt(prompt: Mapping[str, Any] | None, classes: Iterable[str] | None 
     (int INT, float FLOAT, bool BOOLEAN, a model file name COMBO, other text STRING, multiline if it
     spans lines). Links are left to the workflow: their type is not in the prompt. Never complete."""
     wanted = set(classes) if classes is not None else None
-    found: dict[str, NodeSchema] = {}
+    typed: dict[str, dict[str, Input]] = {}
     for node in prompt.values() if isinstance(prompt, Mapping) else ():
-        class_type = node.get("class_type") if isinstance(node, Mapping) else None
-        inputs = node.get("inputs") if isinstance(node, Mapping) else None
-        if not isinstance(class_type, str) or not isinstance(inputs, Mapping):
+        class_type = node.get("class_type") if type(node) is dict or isinstance(node, Mapping) else None
+        if not isinstance(class_type, str) or (wanted is not None and class_type not in wanted):
             continue
-        if wanted is not None and class_type not in wanted:
-            continue
-        typed = {str(n): t for n, v in list(inputs.items())[:MAX_INPUTS] if (t := _typed(v)) is not None}
-        schema = NodeSchema(class_type, typed, source="prompt")
-        found[class_type] = _fill(found[class_type], schema) if class_type in found else schema
-    return SchemaSet(found)
+        inputs = node.get("inputs")
+        known = typed.setdefault(class_type, {})
+        for name, value in islice(inputs.items(), MAX_INPUTS) if isinstance(inputs, Mapping) else ():
+            if name not in known and (kind := _typed(value)) is not None:
+                known[str(name)] = kind  # the first node of the class that holds a value names its type
+    return SchemaSet({c: NodeSchema(c, inputs, source="prompt") for c, inputs in typed.items()})
 
 
 def _typed(value: Any) -> Input | None:
@@ -345,7 +352,7 @@ def _typed(value: Any) -> Input | None:
     if isinstance(value, float):
         return Input("FLOAT")
     if isinstance(value, str):
-        if value.lower().endswith(FILE_SUFFIXES) and "\n" not in value:
+        if value[-16:].lower().endswith(FILE_SUFFIXES) and "\n" not in value:
             return Input("COMBO")
         return Input("STRING", multiline="\n" in value)
     return None  # a link, or a value of no widget type

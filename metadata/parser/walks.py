@@ -30,6 +30,8 @@ Path = tuple[Node, int, "Path"] | None
 # What a prompt walk found: the text, its encoder node, and the way there.
 Found = tuple[str | None, Node | None, Path]
 MAX_STEPS = 100_000
+# The nodes a prompt search passed that restrict the conditioning (area, mask, timestep range).
+Restrictions = tuple[Node, ...]
 
 
 @dataclass
@@ -57,10 +59,15 @@ class Walker:
         # Prompts a rule-less node's branches disagree on: {"polarity", "candidates"}, for the record.
         self.ambiguous: list[dict[str, Any]] = []
         # Prompts combined in restricted to an area, mask or timestep range: {"polarity", "prompts"}.
-        self.regional: list[dict[str, Any]] = []
+        self.regional_prompts: list[dict[str, Any]] = []
+        self._texts: dict[tuple[Link, str], tuple[TextFound, list[dict[str, Any]], list[dict[str, Any]]]] = {}
 
     def rule(self, node: Node | None) -> NodeRule | None:
         return self.values.rule(node)
+
+    def switch_resolved(self, node: Node) -> bool:
+        """Whether a switch node's choice is known statically."""
+        return self._switch_choice(node, self.rule(node))[0]
 
     def _switch_choice(self, node: Node, rule: NodeRule | None) -> tuple[bool, str | None]:
         """(is a resolved switch, the input it selects)."""
@@ -168,9 +175,23 @@ class Walker:
 
     # -- prompt text -------------------------------------------------------------------------------
     def text(self, link: Link | None, polarity: str) -> TextFound:
-        """The nearest prompt upstream of a conditioning link, and the pass-through path to it."""
-        text, node, via = self._find(link, polarity, set(), None)
-        return TextFound(text, node.id if node is not None else None, node, via)
+        """The nearest prompt upstream of a conditioning link, and the pass-through path to it. Passes
+        that share a conditioning (hires, refiner) ask once: the answer and what it noted (ambiguous
+        and regional prompts, copied for each asker to annotate) are kept for the parse."""
+        key = (link, polarity) if link is not None else None
+        kept = self._texts.get(key) if key is not None else None
+        if kept is None:
+            ambiguous, regional = len(self.ambiguous), len(self.regional_prompts)
+            text, node, via = self._find(link, polarity, set(), None)
+            found = TextFound(text, node.id if node is not None else None, node, via)
+            kept = (found, self.ambiguous[ambiguous:], self.regional_prompts[regional:])
+            del self.ambiguous[ambiguous:], self.regional_prompts[regional:]
+            if key is not None:
+                self._texts[key] = kept
+        found, ambiguous_noted, regional_noted = kept
+        self.ambiguous.extend(dict(entry) for entry in ambiguous_noted)
+        self.regional_prompts.extend(dict(entry) for entry in regional_noted)
+        return found
 
     def _find(self, link: Link | None, polarity: str, seen: set[Link], via: Path) -> Found:
         """The prompt behind `link`; a combine node's inputs are searched in turn and their texts joined.
@@ -180,10 +201,11 @@ class Walker:
         """
         stack: list[_Combine] = []
         found: Found | None = None
+        restricted: Restrictions = ()
         search: tuple[Link, Path] | None = (link, via) if link else None
         while True:
             if search is not None:
-                outcome = self._search(search[0], polarity, seen, search[1])
+                outcome, restricted = self._search(search[0], polarity, seen, search[1])
                 search = None
                 if isinstance(outcome, _Combine):
                     stack.append(outcome)
@@ -193,120 +215,129 @@ class Walker:
                 return found if found is not None else (None, None, None)
             frame = stack[-1]
             if found is not None:
-                frame.take(found)
+                frame.take(found, restricted)
                 found = None
             search = frame.next_link()
             if search is None:
                 stack.pop()
-                found = frame.result(self.values)
+                found, restricted = frame.result(self.values)
                 if frame.regions:
-                    self.regional.append({"polarity": polarity, "prompts": frame.regions})
+                    self.regional_prompts.append({"polarity": polarity, "prompts": frame.regions})
 
-    def _search(self, link: Link, polarity: str, seen: set[Link], via: Path) -> Found | _Combine:
-        """Breadth-first, level by level: of the branches behind a node with no rule, the nearest prompt
-        wins, but only if every branch at that distance agrees. Different prompts there (which input
-        the node passes on is not known) are ambiguous: no text, both listed in `self.ambiguous`."""
-        level: list[tuple[Link, Path, bool]] = [(link, via, False)]
+    def _search(self, link: Link, polarity: str, seen: set[Link], via: Path) -> tuple[Found | _Combine, Restrictions]:
+        """Breadth-first: of the branches behind a node with no rule (or a rule that does not route the
+        output searched), the nearest prompt wins, but only if every branch at that distance agrees.
+        Different prompts there (which input the node passes on is not known) are ambiguous: no text,
+        both listed in `self.ambiguous`. With the result: the nodes passed that restrict it to a
+        region (area, mask, timestep range)."""
+        # (link, way back, behind a fork of unknown routing, restrictions passed, distance)
+        queue: deque[tuple[Link, Path, bool, Restrictions, int]] = deque([(link, via, False, (), 0)])
         get, rule_of = self.graph.get, self.values.rule
+        results: list[tuple[Found | _Combine, bool, Restrictions]] = []
+        nearest = -1
         steps = 0
-        while level and steps < MAX_STEPS:
-            results: list[tuple[Found | _Combine, bool]] = []
-            following: list[tuple[Link, Path, bool]] = []
-            for (src, out), path, branched in level:
-                steps += 1
-                node = get(src)
-                if node is None or (src, out) in seen:
+        while queue and steps < MAX_STEPS:
+            (src, out), path, forked, restricted, distance = queue.popleft()
+            if results and distance > nearest:
+                break  # every branch at the nearest distance is in
+            steps += 1
+            node = get(src)
+            if node is None or (src, out) in seen:
+                continue
+            seen.add((src, out))
+            rule = node.rule if node.rule is not False else rule_of(node)
+            name: str | None = None
+            if rule is not None and out not in rule.disputed:
+                if rule.role == "text" or rule.combine is not None or (rule.texts and out in rule.texts):
+                    results.append(
+                        (self._arrived(node, rule, out, polarity, path, above=restricted), forked, restricted)
+                    )
+                    nearest = distance
                     continue
-                seen.add((src, out))
-                rule = node.rule if node.rule is not False else rule_of(node)
-                outcome = self._step(node, rule, out, polarity, path) if rule is not None else UNKNOWN
-                if isinstance(outcome, _Unknown):  # which input it passes on is not known: every one, nearest first
-                    links = node.links()
-                    following.extend(((s, o), path, branched or len(links) > 1) for _, s, o in links)
-                    continue
-                if isinstance(outcome, _Onward):
-                    following.append((outcome.link, (node, out, path), branched))
-                elif outcome is not None:
-                    results.append((outcome, branched))
-            if results:
-                return self._agreed(results, polarity)
-            level = following
-        return None, None, None
+                outputs = rule.outputs
+                if rule.role == "switch":
+                    resolved, name = self._switch_choice(node, rule)
+                    if not resolved:
+                        continue
+                elif 0 <= out < len(outputs) and outputs[out] is not None:
+                    name = outputs[out]
+                elif rule.role == "passthrough" and (names := rule.inputs.get("conditioning")):
+                    name = names[0]
+                elif rule.role != "passthrough":
+                    continue  # a dead end: no prompt behind this output
+            if name is None:  # which input it passes on is not known: every one, nearest first
+                links = node.links()
+                wide = forked or len(links) > 1
+                queue.extend(((s, o), path, wide, restricted, distance + 1) for _, s, o in links)
+                continue
+            value = node.inputs.get(name)
+            if type(value) is list and len(value) == 2 and type(value[1]) is int:
+                assert rule is not None
+                onward = (*restricted, node) if rule.regional is not None else restricted
+                queue.append(((str(value[0]), value[1]), (node, out, path), forked, onward, distance + 1))
+        if len(results) == 1:
+            return results[0][0], results[0][2]
+        if results:
+            return self._agreed(results, polarity)
+        return (None, None, None), ()
 
-    def _step(
-        self, node: Node, rule: NodeRule, out: int, polarity: str, path: Path
-    ) -> Found | _Combine | _Onward | _Unknown | None:
-        """What one ruled node is to the prompt search: a text found, a combine to search, the link it
-        passes the search on to, None for a dead end, or UNKNOWN for a pass-through whose rule does not
-        say which input this output carries."""
-        if out in rule.disputed:
-            return UNKNOWN
-        spec = rule.texts.get(out) if rule.texts else None
-        if spec is not None or rule.role == "text":
-            spec = spec or rule.fields.get(polarity) or rule.fields.get("text")
-            value = self.values.field(node, spec) if spec else None
-            return (value if isinstance(value, str) else None), node, path
-        if rule.combine is not None:
-            return _Combine(node, rule, (node, out, path), self.values)
-        outputs = rule.outputs
-        if rule.role == "switch":
-            resolved, name = self._switch_choice(node, rule)
-            if not resolved:
-                return None
-        elif 0 <= out < len(outputs) and outputs[out] is not None:
-            name = outputs[out]
-        elif rule.role == "passthrough" and (names := rule.inputs.get("conditioning")):
-            name = names[0]
-        elif rule.role == "passthrough":
-            return UNKNOWN
-        else:
-            return None
-        value = node.inputs.get(name) if name is not None else None
-        if type(value) is list and len(value) == 2 and type(value[1]) is int:
-            return _Onward((str(value[0]), value[1]))
-        return None
+    def _arrived(
+        self, node: Node, rule: NodeRule, out: int, polarity: str, path: Path, *, above: Restrictions
+    ) -> Found | _Combine:
+        """A prompt node reached: its text, or, for a combine, the search of its inputs to come."""
+        if rule.combine is not None and not (rule.texts and out in rule.texts):
+            combine = _Combine(node, rule, (node, out, path), self.values, polarity)
+            combine.above = above
+            return combine
+        spec = (rule.texts.get(out) if rule.texts else None) or rule.fields.get(polarity) or rule.fields.get("text")
+        value = self.values.field(node, spec) if spec else None
+        return (value if isinstance(value, str) else None), node, path
 
-    def _agreed(self, results: list[tuple[Found | _Combine, bool]], polarity: str) -> Found | _Combine:
+    def _agreed(
+        self, results: list[tuple[Found | _Combine, bool, Restrictions]], polarity: str
+    ) -> tuple[Found | _Combine, Restrictions]:
         """The one result at this distance, or, when branches of a rule-less node disagree, none."""
-        first = results[0][0]
-        if len(results) == 1 or not any(branched for _, branched in results):
-            return first
-        texts = [r[0] for r, _ in results if not isinstance(r, _Combine)]
+        first, _, restricted = results[0]
+        if len(results) == 1 or not any(branched for _, branched, _ in results):
+            return first, restricted
+        texts = [r[0] for r, _, _ in results if not isinstance(r, _Combine)]
         if isinstance(first, _Combine) or (len(set(texts)) <= 1 and len(texts) == len(results)):
-            return first
+            return first, restricted
         candidates = sorted({t for t in texts if t is not None})
         self.ambiguous.append({"polarity": polarity, "candidates": candidates})
-        return None, None, None
-
-
-class _Unknown:
-    """A prompt search step through a node whose rule does not route the output searched."""
-
-
-UNKNOWN = _Unknown()
-
-
-@dataclass(frozen=True)
-class _Onward:
-    """The prompt search goes on through this link."""
-
-    link: Link
+        return (None, None, None), ()
 
 
 class _Combine:
     """A combine node whose inputs' prompts are being found, one input after another."""
 
-    def __init__(self, node: Node, rule: NodeRule, path: Path, values: Values) -> None:
+    __slots__ = (
+        "above",
+        "first",
+        "names",
+        "node",
+        "path",
+        "polarity",
+        "regions",
+        "restricted",
+        "spec",
+        "texts",
+        "values",
+    )
+
+    def __init__(self, node: Node, rule: NodeRule, path: Path, values: Values, polarity: str) -> None:
         spec = rule.combine
         assert spec is not None
-        self.node, self.spec, self.path, self.values = node, spec, path, values
-        # Branches restricted to a region: listed apart, never joined into the prompt.
-        self.regions: list[dict[str, Any]] = []
-        self.restricted: list[Found] = []
+        self.node, self.spec, self.path, self.values, self.polarity = node, spec, path, values, polarity
         names = spec.inputs or tuple(n for n in node.inputs if spec.pattern and spec.pattern.match(n))
         self.names = iter(names)
         self.texts: list[str] = []
         self.first: Found = (None, None, path)
+        # Restrictions between the combine that searches this one (if any) and this node.
+        self.above: Restrictions = ()
+        # Branches restricted to a region: listed apart, never joined into the prompt.
+        self.regions: list[dict[str, Any]] = []
+        self.restricted: list[tuple[Found, Restrictions]] = []
 
     def next_link(self) -> tuple[Link, Path] | None:
         for name in self.names:
@@ -315,42 +346,45 @@ class _Combine:
                 return (str(value[0]), value[1]), self.path
         return None
 
-    def take(self, found: Found) -> None:
+    def take(self, found: Found, restricted: Restrictions) -> None:
         if found[0] is None:
             return
-        region = self._restriction(found[2])
-        if region is None:
-            self.texts.append(found[0])
-            self.first = found if self.first[1] is None else self.first
-        else:
-            node = found[1]
-            self.regions.append({"text": found[0], "node_id": node.id if node is not None else None, **region})
-            self.restricted.append(found)
+        if restricted:
+            self.restricted.append((found, restricted))
+            return
+        self.texts.append(found[0])
+        self.first = found if self.first[1] is None else self.first
 
-    def _restriction(self, path: Path) -> dict[str, Any] | None:
-        """The area, mask or timestep range the branch behind `path` is restricted to, if it is."""
-        region: dict[str, Any] | None = None
-        while path is not None and path is not self.path:
-            node, _, path = path
-            rule = self.values.rule(node)
-            if rule is not None and rule.regional is not None:
-                region = region if region is not None else {"restricted_by": []}
-                region["restricted_by"].append(node.id)
-                for name, spec in rule.regional.items():
-                    if name not in region:
-                        region[name] = self.values.field(node, spec)
+    def _region(self, found: Found, restricted: Restrictions) -> dict[str, Any]:
+        """A restricted prompt as the record lists it, with the area, mask or range of its restrictions."""
+        source = found[1]
+        region: dict[str, Any] = {"polarity": self.polarity, "text": found[0]}
+        region["node_id"] = source.id if source is not None else None
+        region["restricted_by"] = [n.id for n in reversed(restricted)]  # nearest the prompt first
+        field, direct = self.values.field, self.values.runtime is None
+        for node in reversed(restricted):
+            rule = node.rule if node.rule is not False else self.values.rule(node)
+            for name, spec in rule.regional.items() if rule is not None and rule.regional else ():
+                if name not in region:
+                    raw = node.inputs.get(spec.input) if direct and spec.input is not None else None
+                    plain = raw is not None and type(raw) is not list and spec.plain
+                    region[name] = raw if plain else field(node, spec)
         return region
 
-    def result(self, values: Values) -> Found:
-        """The unrestricted prompts joined; when every prompt is restricted (timestep ranges of one
-        prompt, areas covering the image), all of them, and none is listed apart."""
+    def result(self, values: Values) -> tuple[Found, Restrictions]:
+        """The unrestricted prompts joined, the restricted ones listed apart (`regions`); when every
+        prompt is restricted (timestep ranges of one prompt, areas covering the image), all of them
+        joined, and none is listed apart."""
         spec = self.spec
         separator = values.field(self.node, spec.separator_field) if spec.separator_field else spec.separator
-        if not self.texts and self.restricted:
-            self.texts = [found[0] for found in self.restricted if found[0] is not None]
-            self.first = self.restricted[0]
-            self.regions = []
-        return (str(separator).join(self.texts) if self.texts else None), self.first[1], self.first[2]
+        own: Restrictions = ()
+        if self.texts:
+            self.regions = [self._region(found, restricted) for found, restricted in self.restricted]
+        elif self.restricted:
+            self.texts = [found[0] for found, _ in self.restricted if found[0] is not None]
+            self.first, own = self.restricted[0]
+        text = str(separator).join(self.texts) if self.texts else None
+        return (text, self.first[1], self.first[2]), (*self.above, *own)
 
 
 def merge_fields(values: Values, into: dict[str, Any], sources: dict[str, str], node: Node, output: int) -> None:
