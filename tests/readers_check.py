@@ -603,6 +603,21 @@ def r_sd_prompt_reader(path: str, full: bool) -> dict:
                   source=None, fields=f, raw=trunc(raw, full), error=None if ok else f"status {status}")
 
 
+def _forget_sd_parsers_cache() -> None:
+    """sd-parsers keeps the last image's UserComment (and stealth PNG data) keyed by id(image): a new
+    image allocated where the last one was freed reads the last file's metadata. Forget it per file."""
+    import importlib
+    for module, names in (("sd_parsers.extractors._jpeg_usercomment", ("_image_id",)),
+                          ("sd_parsers.extractors._png_stenographic_alpha", ("_image_id",))):
+        try:
+            found = importlib.import_module(module)
+        except Exception:
+            continue
+        for name in names:
+            if hasattr(found, name):
+                setattr(found, name, None)
+
+
 def r_sd_parsers(path: str, full: bool) -> dict:
     try:
         with quiet():
@@ -610,6 +625,7 @@ def r_sd_parsers(path: str, full: bool) -> dict:
     except Exception as e:
         return result("missing", error=f"import sd_parsers failed: {type(e).__name__}: {e}")
     ver = pkg_version("sd-parsers")
+    _forget_sd_parsers_cache()
     try:
         with quiet():
             info = ParserManager().parse(path)

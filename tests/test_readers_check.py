@@ -176,3 +176,19 @@ def test_multi_pass_fields_reach_exiftool(tmp_path: Path, name: str, fmt: str) -
     assert saved.record is not None
     assert [p.node_id for p in read(saved.path).passes] == [p.node_id for p in saved.record.passes]
     assert len(saved.record.passes) == 2
+
+
+def test_sd_parsers_reads_each_file_not_the_last_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sd-parsers caches the last image's UserComment by id(image); a new image allocated at the freed
+    one's address read the previous file's prompt (a flaky CI failure). The harness forgets that cache."""
+    usercomment = pytest.importorskip("sd_parsers.extractors._jpeg_usercomment")
+    import readers_check
+
+    saved = save_images([pixels()], context_for("lora"), tmp_path, "lora", SaveOptions(format="jpeg"), version="t")[0]
+    assert saved.record is not None
+    monkeypatch.setattr(usercomment, "id", lambda _image: 7, raising=False)  # every image at one address
+    monkeypatch.setattr(usercomment, "_image_id", 7)
+    monkeypatch.setattr(usercomment, "_usercomment", "a stale prompt\nSteps: 1, Seed: 1, Size: 8x8")
+    got = readers_check.r_sd_parsers(str(saved.path), False)
+    assert str(got["fields"]["seed"]) == str(saved.record.generation.seed)
+    assert got["fields"]["prompt"] != "a stale prompt"
