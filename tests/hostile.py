@@ -310,7 +310,20 @@ def sampler_chain(length: int) -> dict[str, Any]:
 def build(folder: Path) -> list[Case]:
     """Write every case under `folder` (one sub-folder each, so sidecars never mix)."""
     folder.mkdir(parents=True, exist_ok=True)
+    _import_siblings()
     return [maker(folder / name) for name, maker in CASES.items()]
+
+
+def _import_siblings() -> None:
+    """Each video/audio container keeps its cases in `hostile_<container>.py` beside this file."""
+    import importlib
+
+    here = Path(__file__).resolve().parent
+    if str(here) not in sys.path:
+        sys.path.insert(0, str(here))
+    sys.modules.setdefault("hostile", sys.modules[__name__])  # run as a script, siblings still share CASES
+    for module in sorted(here.glob("hostile_*.py")):
+        importlib.import_module(module.stem)
 
 
 Maker = Callable[[Path], Case]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fractions import Fraction
+from importlib import import_module
 from typing import Any, BinaryIO, Protocol
 
 from ..budget import Budget
@@ -87,6 +89,50 @@ class Embedded:
     height: int | None = None
     # The container says the pixels have an alpha channel (WEBP VP8X flag or VP8L bit).
     alpha: bool = False
+    # Video and audio: what the container says it holds, each key present only when known:
+    # frames, fps, duration_s, codec, pix_fmt (video); audio = {codec, sample_rate, channels}.
+    media: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Animation:
+    """Frames written as one animated image (WEBP, APNG, GIF): every frame kept, none merged.
+
+    Pillow and libwebp fold a frame identical to the one before into it (longer duration, fewer
+    frames); the writers of these formats assemble the frames themselves instead, so the file
+    holds the frames and timing asked for.
+    """
+
+    frames: list[Any]  # Pillow images of one size and mode
+    fps: Fraction
+    loop: int = 0  # plays; 0 is forever
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.frames[0].size  # type: ignore[no-any-return]
+
+    @property
+    def width(self) -> int:
+        return self.size[0]
+
+    @property
+    def height(self) -> int:
+        return self.size[1]
+
+    @property
+    def mode(self) -> str:
+        return self.frames[0].mode  # type: ignore[no-any-return]
+
+    def durations(self, per_second: int) -> list[int]:
+        """Each frame's duration in 1/`per_second` s (ms: 1000, GIF's centiseconds: 100), rounded so
+        the running total never drifts more than half a unit from the exact time (at least 1 each)."""
+        out, shown = [], 0
+        for index in range(1, len(self.frames) + 1):
+            end = round(Fraction(index * per_second) / self.fps)
+            step = max(1, end - shown)
+            out.append(step)
+            shown += step
+        return out
 
 
 def embedded_record_json(record: Record, refs: dict[str, str], *, stub: bool = False) -> str:
@@ -133,8 +179,28 @@ class Format(Protocol):
         ...
 
 
+class Container(Protocol):
+    """A video or audio container the readers understand; writing goes through metadata/media.py."""
+
+    name: str
+    extensions: tuple[str, ...]
+    mime: str
+
+    def sniff(self, head: bytes) -> bool:
+        """Whether the first 16 bytes of a file are this container's."""
+        ...
+
+    def read(self, fp: BinaryIO, budget: Budget) -> Embedded:
+        """What the file embeds, raw; every size checked against the file and the budget first."""
+        ...
+
+
 FORMATS: dict[str, Format] = {}
 EXTENSIONS: dict[str, str] = {}
+# Video and audio containers, read only through this table (SaveOptions' formats are the images').
+CONTAINERS: dict[str, Container] = {}
+# The modules that register a container when imported (each a reader with its writer side by side).
+CONTAINER_MODULES: tuple[str, ...] = ()
 
 
 def register(fmt: Format) -> Format:
@@ -153,7 +219,15 @@ def by_name(name: str) -> Format:
         raise ValueError(f"unknown format {name!r}; allowed: {', '.join(sorted(FORMATS))}") from None
 
 
-def sniffers() -> list[Format]:
+def register_container(container: Container) -> Container:
+    CONTAINERS[container.name] = container
+    return container
+
+
+def sniffers() -> list[Format | Container]:
+    """Every readable container, images first (cheapest sniffs)."""
     from . import jpeg, png, webp  # noqa: F401 - importing registers them
 
-    return list(FORMATS.values())
+    for module in CONTAINER_MODULES:
+        import_module(f"{__package__}.{module}")
+    return [*FORMATS.values(), *CONTAINERS.values()]
