@@ -1,4 +1,4 @@
-"""Which files a PATH... argument names: files as given, folders walked for images."""
+"""Which files a PATH... argument names: files as given, folders walked for images, videos and sounds."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+from ..metadata.files import SAVED_SUFFIXES
 
 
 def walked(name: str) -> bool:
-    """An image a folder walk picks up.
+    """An image, video or sound a folder walk picks up.
 
     Sidecars (`x.png.json`, `.xmp`, `.txt`, `.runtime.json`) end in their own suffix and so are
     left out; dot-files include the library's temporary files (`.x.png.1234.tmp`) and macOS's
     `._x.png` resource forks, which end in an image suffix but are not images.
     """
-    return name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")
+    return name.lower().endswith(SAVED_SUFFIXES) and not name.startswith(".")
 
 
 def walk(paths: Iterable[str], skip: Path | None = None) -> Iterator[tuple[Path, Path]]:

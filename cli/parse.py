@@ -59,7 +59,7 @@ def decode(text: str | bytes, path: str, what: str = "") -> dict[str, Any]:
         if not what:
             message = message.removeprefix("JSON is ").removeprefix("JSON ")
             if isinstance(text, bytes) and "UTF-8" in message:
-                message = "not UTF-8 text, nor a PNG, JPEG or WEBP image"
+                message = "not UTF-8 text, nor an image, video or audio file we read"
             elif message.startswith("nests"):
                 message = f"JSON {message}"
         raise CliError(message, path=path) from err

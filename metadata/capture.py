@@ -10,7 +10,7 @@ from typing import Any
 
 from . import runtime as runtime_merge
 from .parser.parse import WorkflowParser
-from .record import Record, utc_now
+from .record import Image, Record, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -139,3 +139,31 @@ def _merged(
             reason = f"merging it failed: {type(err).__name__}: {err}"
     record.warn(short(f"runtime capture not used: {reason}"))
     return record, "parser"
+
+
+def stamp_media(record: Record, info: dict[str, Any], *, fmt: str, name: str | None) -> None:
+    """The file's facts into the record; the graph's frames/fps kept beside them where they differ.
+
+    `info` is what the file holds (describe(), or a reader's Embedded.media): a video's under
+    image.video, a sound's under image.audio (a video's sound inside its video block).
+    """
+    width, height = info.get("width", record.image.width), info.get("height", record.image.height)
+    record.image = Image(format=fmt, width=width, height=height, filename=name)
+    kind = "video" if "frames" in info or "pix_fmt" in info else "audio"
+    record.image.other[kind] = {k: v for k, v in info.items() if k not in ("width", "height")}
+    gen = record.generation
+    for field_name in ("frames", "fps"):
+        held = info.get(field_name)
+        graph = getattr(gen, field_name)
+        if held is None:
+            continue
+        if graph is not None and abs(float(graph) - float(held)) > 1e-3:
+            gen.other[f"{field_name}_in_graph"] = graph
+        setattr(gen, field_name, held)
+    if "padded_from" in info:
+        w, h = info["padded_from"]
+        record.warn(f"{w}x{h} is odd-sized and yuv420 needs even sizes: the last row/column was repeated")
+    if info.get("alpha_dropped"):
+        record.warn(
+            "H.264 has no alpha channel: the frames' transparency was dropped (webm, webp, apng and gif keep it)"
+        )

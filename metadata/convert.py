@@ -13,14 +13,14 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from . import files
 from .budget import Budget, open_regular
-from .capture import SECRET_KEYS, SaveContext
+from .capture import SECRET_KEYS, SaveContext, stamp_media
 from .errors import MetadataError, ReadError
 from .formats import sidecar, xmp
-from .formats.base import A1111, COMFYUI, DEFAULT_TARGETS, Embedded, by_name
+from .formats.base import A1111, COMFYUI, DEFAULT_TARGETS, FORMATS, Embedded, by_name, media_by_name
 from .parser.parse import fill_size_from_pixels
 from .read import NOT_OURS, Source, extract, from_comfyui, from_record
 from .record import Image, Record, utc_now
@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 CONVERTED, SKIPPED, FAILED = "converted", "skipped", "failed"
 # sd-prompt-reader ignores UserComment on a WEBP with alpha; webp.py adds the copy it reads instead.
+# Containers read under one name and restamped by another's writer (a MOV is rewritten as MP4
+# boxes are; an Ogg Vorbis file is remuxed by the Ogg muxer, as Opus is).
+MEDIA_OF = {"mov": "mp4", "ogg": "opus"}
 ALPHA_NOTE = "has alpha (kept): the A1111 parameters also went to IFD0 Model as SwarmUI JSON, for sd-prompt-reader"
 
 
@@ -96,7 +99,7 @@ def _convert(
         found = extract(source)
     except ReadError as err:
         # A file of another kind in a walked folder is passed over; one that cannot be opened fails.
-        if str(err) == NOT_OURS and source.suffix.lower() not in files.IMAGE_SUFFIXES:
+        if str(err) == NOT_OURS and source.suffix.lower() not in files.SAVED_SUFFIXES:
             return Outcome(source, SKIPPED, f"unsupported: {NOT_OURS}")
         raise
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -148,21 +151,31 @@ def _restamp(
     image whose record lists sidecars that are missing, and the next run finishes them.
     """
     found, source = src.found, src.path
-    fmt = by_name(found.format)
-    record.image = Image(format=fmt.name, width=found.width, height=found.height, filename=dest.name)
+    fmt: Any = (
+        by_name(found.format) if found.format in FORMATS else media_by_name(MEDIA_OF.get(found.format, found.format))
+    )
+    record.image = Image(format=found.format, width=found.width, height=found.height, filename=dest.name)
+    if found.media:
+        stamp_media(record, found.media, fmt=found.format, name=dest.name)
     fill_size_from_pixels(record, found.width, found.height)
     if hasher is not None:
         hash_record(record, hasher)
     comfy = chunks if chunks is not None else _comfy_chunks(found)
     payloads, plan = prepare(record, comfy, fmt, options.targets, lora_tags=options.lora_tags)
-    options = replace(options, format=fmt.name)
+    if found.format in FORMATS:
+        options = replace(options, format=fmt.name)
 
     def restamp(out: BinaryIO) -> None:
         with open_regular(source) as fp:
             fmt.restamp(fp, payloads, plan, options, out)
 
+    def check(written: Path) -> None:
+        extract(written)
+        if found.format not in FORMATS:
+            fmt.check(source, written)  # every packet the same: a remux, never a re-encode
+
     mode = stat.S_IMODE(source.stat().st_mode)
-    files.replace_with(dest, restamp, mode=mode, check=extract, durable=True)
+    files.replace_with(dest, restamp, mode=mode, check=check, durable=True)
     written = write_sidecars(dest, record, payloads, plan)
     notes.extend(f"{p.location} not written: {p.reason}" for p in plan.placements if p.status == "failed")
     return Outcome(source, CONVERTED, dest=dest, record=record, notes=notes, sidecars=written)

@@ -31,7 +31,10 @@ logger = logging.getLogger(__name__)
 
 STALE_AFTER_S = 24 * 3600
 LEGACY_STALE_AFTER_S = 3600
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# What we save and stamp: images, then video and audio containers (a sidecar never ends so).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+MEDIA_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".flac", ".mp3", ".opus", ".ogg")
+SAVED_SUFFIXES = IMAGE_SUFFIXES + MEDIA_SUFFIXES
 _HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
 _TEMP = re.compile(r"^\.(?P<target>.+)\.prov-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\.tmp$")
 # What mkstemp named our temporaries before they carried their owner.
@@ -223,7 +226,7 @@ def sweep(folder: Path, *, now: float | None = None) -> list[str]:
 
 def _settle(folder: Path, members: list[tuple[Path, str]]) -> str:
     """One dead writer's temporaries: complete its sidecars if its image was published, else remove them all."""
-    image = next(((tmp, target) for tmp, target in members if target.lower().endswith(IMAGE_SUFFIXES)), None)
+    image = next(((tmp, target) for tmp, target in members if target.lower().endswith(SAVED_SUFFIXES)), None)
     published = False
     if image is not None:
         with contextlib.suppress(OSError):

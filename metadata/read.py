@@ -17,6 +17,7 @@ from typing import Any
 
 from . import infotext
 from .budget import Budget, open_regular
+from .capture import stamp_media
 from .errors import GraphTooLarge, ReadError
 from .formats import sidecar, xmp
 from .formats.base import GRAPH_KEYS, Embedded, sniffers
@@ -27,11 +28,11 @@ from .shape import check_record, record_from_data
 
 logger = logging.getLogger(__name__)
 HEX = frozenset("0123456789abcdef")
-NOT_OURS = "not a PNG, JPEG or WEBP file"
+NOT_OURS = "not a PNG, JPEG, WEBP, GIF, MP4/MOV, WebM/MKV, FLAC, MP3 or Ogg file"
 
 
 def extract(path: str | Path, budget: Budget | None = None) -> Embedded:
-    """The raw metadata of a PNG, JPEG or WEBP file (a regular file; nothing else is opened)."""
+    """The raw metadata of an image, video or audio file (a regular file; nothing else is opened)."""
     with open_regular(Path(path)) as fp:
         head = fp.read(16)
         fmt = next((f for f in sniffers() if f.sniff(head)), None)
@@ -286,6 +287,8 @@ def read(path: str | Path) -> Record:
             record.image.format = record.image.format or src.found.format
             record.image.width = record.image.width or src.found.width
             record.image.height = record.image.height or src.found.height
+            if src.found.media:
+                stamp_media(record, src.found.media, fmt=src.found.format, name=record.image.filename)
             fill_size_from_pixels(record, src.found.width, src.found.height)
         return record
     if skipped:

@@ -1,4 +1,4 @@
-"""The V3 node and the ComfyExtension that lists it (ComfyUI ≥ 0.3.48)."""
+"""The V3 nodes and the ComfyExtension that lists them (ComfyUI ≥ 0.3.48)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from .. import compat
 from ..metadata.formats.base import TARGETS
 from . import save_image as spec
+from . import save_media as media
 
 api = compat.v3_api()
 io = api.io
@@ -74,6 +75,139 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
         return io.NodeOutput(images, ui={"images": results})
 
 
+def _common_inputs(tip: dict[str, str]) -> list[Any]:
+    return [
+        io.MultiCombo.Input(
+            "targets", options=list(TARGETS), default=media.DEFAULT_TARGET_LIST, optional=True, tooltip=tip["targets"]
+        ),
+        io.Boolean.Input("prefer_runtime", default=True, optional=True, tooltip=tip["prefer_runtime"]),
+        io.Boolean.Input("lora_tags", default=True, optional=True, tooltip=tip["lora_tags"]),
+    ]
+
+
+class ProvenanceSaveVideo(io.ComfyNode):  # type: ignore[misc,name-defined]
+    @classmethod
+    def define_schema(cls) -> Any:
+        tip = media.TOOLTIPS
+        return io.Schema(
+            node_id=media.VIDEO_ID,
+            display_name=media.VIDEO_NAME,
+            category=media.VIDEO_CATEGORY,
+            description=media.VIDEO_DESCRIPTION,
+            inputs=[
+                io.String.Input("filename_prefix", default=media.VIDEO_PREFIX, tooltip=tip["filename_prefix"]),
+                io.Image.Input("images", optional=True, tooltip=tip["images"]),
+                io.Video.Input("video", optional=True, tooltip=tip["video"]),
+                io.Audio.Input("audio", optional=True, tooltip=tip["audio"]),
+                io.Float.Input("fps", default=24.0, min=0.01, max=1000.0, step=0.01, optional=True, tooltip=tip["fps"]),
+                io.Combo.Input(
+                    "format", options=media.VIDEO_CHOICES, default="mp4", optional=True, tooltip=tip["format"]
+                ),
+                io.Int.Input("crf", default=-1, min=-1, max=63, optional=True, tooltip=tip["crf"]),
+                io.Boolean.Input("lossless", default=False, optional=True, tooltip=tip["lossless"]),
+                io.Int.Input("quality", default=90, min=1, max=100, optional=True, tooltip=tip["quality"]),
+                *_common_inputs(tip),
+            ],
+            outputs=[],
+            hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo, io.Hidden.unique_id],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        *,
+        filename_prefix: str = media.VIDEO_PREFIX,
+        images: Any = None,
+        video: Any = None,
+        audio: Any = None,
+        fps: float = 24.0,
+        format: str = "mp4",
+        crf: int = -1,
+        lossless: bool = False,
+        quality: int = 90,
+        targets: Any = None,
+        prefer_runtime: bool | None = True,
+        lora_tags: bool | None = True,
+    ) -> Any:
+        hidden = cls.hidden
+        results = media.run_video(
+            images=images,
+            video=video,
+            audio=audio,
+            fps=fps,
+            filename_prefix=filename_prefix,
+            format=format,
+            crf=crf,
+            lossless=lossless,
+            quality=quality,
+            targets=targets,
+            prompt=hidden.prompt,
+            extra_pnginfo=hidden.extra_pnginfo,
+            unique_id=hidden.unique_id,
+            prefer_runtime=prefer_runtime,
+            lora_tags=lora_tags,
+        )
+        return io.NodeOutput(ui={"images": results, "animated": (True,)})
+
+
+class ProvenanceSaveAudio(io.ComfyNode):  # type: ignore[misc,name-defined]
+    @classmethod
+    def define_schema(cls) -> Any:
+        tip = media.TOOLTIPS
+        return io.Schema(
+            node_id=media.AUDIO_ID,
+            display_name=media.AUDIO_NAME,
+            category=media.AUDIO_CATEGORY,
+            description=media.AUDIO_DESCRIPTION,
+            inputs=[
+                io.Audio.Input("audio", tooltip=tip["audio_in"]),
+                io.String.Input("filename_prefix", default=media.AUDIO_PREFIX, tooltip=tip["filename_prefix"]),
+                io.Combo.Input(
+                    "format",
+                    options=media.AUDIO_CHOICES,
+                    default="flac",
+                    optional=True,
+                    tooltip=tip["audio_format"],
+                ),
+                io.Combo.Input(
+                    "bitrate", options=media.BITRATES, default="128k", optional=True, tooltip=tip["bitrate"]
+                ),
+                *_common_inputs(tip),
+            ],
+            outputs=[],
+            hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo, io.Hidden.unique_id],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        *,
+        audio: Any,
+        filename_prefix: str = media.AUDIO_PREFIX,
+        format: str = "flac",
+        bitrate: str = "128k",
+        targets: Any = None,
+        prefer_runtime: bool | None = True,
+        lora_tags: bool | None = True,
+    ) -> Any:
+        hidden = cls.hidden
+        results = media.run_audio(
+            audio=audio,
+            filename_prefix=filename_prefix,
+            format=format,
+            bitrate=bitrate,
+            targets=targets,
+            prompt=hidden.prompt,
+            extra_pnginfo=hidden.extra_pnginfo,
+            unique_id=hidden.unique_id,
+            prefer_runtime=prefer_runtime,
+            lora_tags=lora_tags,
+        )
+        return io.NodeOutput(ui={"audio": results})
+
+
 class ProvenanceExtension(api.ComfyExtension):  # type: ignore[misc,name-defined]
     async def get_node_list(self) -> list[type[Any]]:
-        return [ProvenanceSaveImage]
+        return [ProvenanceSaveImage, ProvenanceSaveVideo, ProvenanceSaveAudio]

@@ -1,10 +1,11 @@
-"""V1 fallback for a ComfyUI without comfy_api: same node id, inputs and behaviour."""
+"""V1 fallbacks for a ComfyUI without comfy_api: same node ids, inputs and behaviour."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from . import save_image as spec
+from . import save_media as media
 
 
 class ProvenanceSaveImageV1:
@@ -69,5 +70,143 @@ class ProvenanceSaveImageV1:
         return {"ui": {"images": results}, "result": (images,)}
 
 
-NODE_CLASS_MAPPINGS: dict[str, type] = {spec.NODE_ID: ProvenanceSaveImageV1}
-NODE_DISPLAY_NAME_MAPPINGS = {spec.NODE_ID: spec.DISPLAY_NAME}
+def _common(tip: dict[str, str]) -> dict[str, Any]:
+    return {
+        "targets": (
+            "STRING",
+            {"default": ",".join(media.DEFAULT_TARGET_LIST), "tooltip": tip["targets"] + " Comma-separated."},
+        ),
+        "prefer_runtime": ("BOOLEAN", {"default": True, "tooltip": tip["prefer_runtime"]}),
+        "lora_tags": ("BOOLEAN", {"default": True, "tooltip": tip["lora_tags"]}),
+    }
+
+
+class ProvenanceSaveVideoV1:
+    DESCRIPTION = media.VIDEO_DESCRIPTION
+    CATEGORY = media.VIDEO_CATEGORY
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ()
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        tip = media.TOOLTIPS
+        return {
+            "required": {
+                "filename_prefix": ("STRING", {"default": media.VIDEO_PREFIX, "tooltip": tip["filename_prefix"]}),
+            },
+            "optional": {
+                "images": ("IMAGE", {"tooltip": tip["images"]}),
+                "video": ("VIDEO", {"tooltip": tip["video"]}),
+                "audio": ("AUDIO", {"tooltip": tip["audio"]}),
+                "fps": ("FLOAT", {"default": 24.0, "min": 0.01, "max": 1000.0, "step": 0.01, "tooltip": tip["fps"]}),
+                "format": (media.VIDEO_CHOICES, {"default": "mp4", "tooltip": tip["format"]}),
+                "crf": ("INT", {"default": -1, "min": -1, "max": 63, "tooltip": tip["crf"]}),
+                "lossless": ("BOOLEAN", {"default": False, "tooltip": tip["lossless"]}),
+                "quality": ("INT", {"default": 90, "min": 1, "max": 100, "tooltip": tip["quality"]}),
+                **_common(tip),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
+        }
+
+    def save(
+        self,
+        *,
+        filename_prefix: str = media.VIDEO_PREFIX,
+        images: Any = None,
+        video: Any = None,
+        audio: Any = None,
+        fps: float = 24.0,
+        format: str = "mp4",
+        crf: int = -1,
+        lossless: bool = False,
+        quality: int = 90,
+        targets: str | None = None,
+        prefer_runtime: bool | None = True,
+        lora_tags: bool | None = True,
+        prompt: Any = None,
+        extra_pnginfo: Any = None,
+        unique_id: Any = None,
+    ) -> dict[str, Any]:
+        results = media.run_video(
+            images=images,
+            video=video,
+            audio=audio,
+            fps=fps,
+            filename_prefix=filename_prefix,
+            format=format,
+            crf=crf,
+            lossless=lossless,
+            quality=quality,
+            targets=targets,
+            prompt=prompt,
+            extra_pnginfo=extra_pnginfo,
+            unique_id=unique_id,
+            prefer_runtime=prefer_runtime,
+            lora_tags=lora_tags,
+        )
+        return {"ui": {"images": results, "animated": (True,)}}
+
+
+class ProvenanceSaveAudioV1:
+    DESCRIPTION = media.AUDIO_DESCRIPTION
+    CATEGORY = media.AUDIO_CATEGORY
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ()
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        tip = media.TOOLTIPS
+        return {
+            "required": {
+                "audio": ("AUDIO", {"tooltip": tip["audio_in"]}),
+                "filename_prefix": ("STRING", {"default": media.AUDIO_PREFIX, "tooltip": tip["filename_prefix"]}),
+            },
+            "optional": {
+                "format": (media.AUDIO_CHOICES, {"default": "flac", "tooltip": tip["audio_format"]}),
+                "bitrate": (media.BITRATES, {"default": "128k", "tooltip": tip["bitrate"]}),
+                **_common(tip),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
+        }
+
+    def save(
+        self,
+        *,
+        audio: Any,
+        filename_prefix: str = media.AUDIO_PREFIX,
+        format: str = "flac",
+        bitrate: str = "128k",
+        targets: str | None = None,
+        prefer_runtime: bool | None = True,
+        lora_tags: bool | None = True,
+        prompt: Any = None,
+        extra_pnginfo: Any = None,
+        unique_id: Any = None,
+    ) -> dict[str, Any]:
+        results = media.run_audio(
+            audio=audio,
+            filename_prefix=filename_prefix,
+            format=format,
+            bitrate=bitrate,
+            targets=targets,
+            prompt=prompt,
+            extra_pnginfo=extra_pnginfo,
+            unique_id=unique_id,
+            prefer_runtime=prefer_runtime,
+            lora_tags=lora_tags,
+        )
+        return {"ui": {"audio": results}}
+
+
+NODE_CLASS_MAPPINGS: dict[str, type] = {
+    spec.NODE_ID: ProvenanceSaveImageV1,
+    media.VIDEO_ID: ProvenanceSaveVideoV1,
+    media.AUDIO_ID: ProvenanceSaveAudioV1,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    spec.NODE_ID: spec.DISPLAY_NAME,
+    media.VIDEO_ID: media.VIDEO_NAME,
+    media.AUDIO_ID: media.AUDIO_NAME,
+}

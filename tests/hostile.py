@@ -310,7 +310,6 @@ def sampler_chain(length: int) -> dict[str, Any]:
 def build(folder: Path) -> list[Case]:
     """Write every case under `folder` (one sub-folder each, so sidecars never mix)."""
     folder.mkdir(parents=True, exist_ok=True)
-    _import_siblings()
     return [maker(folder / name) for name, maker in CASES.items()]
 
 
@@ -720,6 +719,9 @@ def main(argv: list[str]) -> int:
         print(f"{made.name:32} {made.expect:8} {made.image}")
     return 0
 
+
+# Last, so each sibling finds this module complete (test_hostile collects CASES at import).
+_import_siblings()
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -190,7 +190,9 @@ def test_read_names_each_bad_file_once(tmp_path: Path, capsys: pytest.CaptureFix
     assert len(lines) == 3
     for line, path in zip(lines, (missing, garbage, text), strict=True):
         assert line.startswith(f"{path}: ") and line.count(path.name) == 1, line
-    assert "cannot open" in lines[0] and "not a PNG, JPEG or WEBP file" in lines[1]
+    assert (
+        "cannot open" in lines[0] and "not a PNG, JPEG, WEBP, GIF, MP4/MOV, WebM/MKV, FLAC, MP3 or Ogg file" in lines[1]
+    )
 
 
 # -- parse: prompt files and ComfyUI images, errors in words -------------------------------------------------
@@ -228,7 +230,7 @@ def test_parse_says_when_an_image_has_no_comfyui_prompt(
         (b"# a README\n", "not valid JSON (line 1, column 1)"),
         (b'{"a": 1,\n  oops}', "not valid JSON (line 2, column 3)"),
         (b"", "empty, not JSON"),
-        (b"GIF89a\x89\xff\x00", "not UTF-8 text, nor a PNG, JPEG or WEBP image"),
+        (b"BM\x89\xff\x00", "not UTF-8 text, nor an image, video or audio file we read"),
         (b"[1, 2]", "not a JSON object"),
         (b"[" * 100_000, "JSON nests too deeply to decode"),
         (b'{"1": {"inputs": {}}}', "not an API prompt"),

@@ -28,7 +28,7 @@ from comfyui_provenance.cli.main import main
 from comfyui_provenance.metadata.convert import ALPHA_NOTE, CONVERTED, FAILED, SKIPPED, Outcome, convert_file
 from comfyui_provenance.metadata.formats import exif as exif_format
 from comfyui_provenance.metadata.formats.base import DEFAULT_TARGETS, TARGETS, by_name
-from comfyui_provenance.metadata.read import read
+from comfyui_provenance.metadata.read import NOT_OURS, read
 from comfyui_provenance.metadata.record import GENERATOR_NAME, Generation, Model, Record
 from comfyui_provenance.metadata.save import SaveOptions, prepare, save_images
 
@@ -602,9 +602,9 @@ def test_progress_bar_and_summary(mixed: Path, capsys: pytest.CaptureFixture[str
 @pytest.mark.parametrize(
     "name,data,reason",
     [
-        ("garbage.png", bytes(range(256)) * 4, "not a PNG, JPEG or WEBP"),
+        ("garbage.png", bytes(range(256)) * 4, "not a PNG, JPEG, WEBP"),
         ("garbage.webp", b"RIFF\x00\x10\x00\x00WEBP" + bytes(range(256)) * 4, "truncated"),
-        ("empty.jpg", b"", "not a PNG, JPEG or WEBP"),
+        ("empty.jpg", b"", "not a PNG, JPEG, WEBP"),
     ],
 )
 def test_garbage_fails_with_a_reason_and_the_rest_converts(
@@ -634,11 +634,11 @@ def test_truncated_core_files_fail_untouched(tmp_path: Path, kind: str) -> None:
 
 
 def test_unsupported_and_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    gif = tmp_path / "anim.gif"
-    Image.fromarray(pixels()).save(gif)
-    code, stdout, _ = cli(capsys, str(gif), str(tmp_path / "missing.png"), "--in-place")
+    bmp = tmp_path / "image.bmp"
+    Image.fromarray(pixels()).save(bmp)
+    code, stdout, _ = cli(capsys, str(bmp), str(tmp_path / "missing.png"), "--in-place")
     assert code == 1
-    assert f"skipped    {gif}: unsupported: not a PNG, JPEG or WEBP file" in stdout
+    assert f"skipped    {bmp}: unsupported: {NOT_OURS}" in stdout
     assert f"failed     {tmp_path / 'missing.png'}: no such file or folder" in stdout
 
 

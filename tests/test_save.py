@@ -108,7 +108,7 @@ def test_a_prefix_escaping_the_output_folder_is_refused(prefix: str, tmp_path: P
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("format", "gif", "allowed: jpeg, png, webp"),
+        ("format", "bmp", "allowed: gif, jpeg, png, webp"),
         ("targets", frozenset({"exif"}), "allowed: a1111"),
         ("quality", 0, "quality must be 1..100"),
     ],

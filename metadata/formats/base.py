@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from importlib import import_module
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from ..budget import Budget
@@ -135,6 +136,105 @@ class Animation:
         return out
 
 
+@dataclass
+class AudioClip:
+    """Sound to be written: a (channels, samples) float array in -1..1, as ComfyUI's AUDIO holds it."""
+
+    waveform: Any
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.waveform.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.waveform.shape[1]) / self.sample_rate
+
+
+@dataclass
+class Clip:
+    """A video to be written: (frames, height, width, 3 or 4) uint8 pixels, a frame rate, maybe sound."""
+
+    frames: Any
+    fps: Fraction
+    audio: AudioClip | None = None
+
+    @property
+    def count(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+
+@dataclass(frozen=True)
+class MediaOptions:
+    """How a video or audio file is encoded; what the save node's inputs become."""
+
+    format: str
+    # Constant rate factor (mp4/mkv H.264: 0-51, webm VP9: 0-63; lower is better); None: the codec's default.
+    crf: int | None = None
+    lossless: bool = False
+    quality: int = 90  # animated WEBP quality
+    bitrate: int | None = None  # mp3/opus bits per second; None: core's 128k
+    compress_level: int = 4  # APNG
+    targets: frozenset[str] = DEFAULT_TARGETS
+    disable_metadata: bool = False
+    lora_tags: bool = True
+
+
+class MediaFormat(Protocol):
+    """A video or audio container written from a Clip or AudioClip, or restamped by remuxing."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def extensions(self) -> tuple[str, ...]: ...
+
+    @property
+    def mime(self) -> str: ...
+
+    def plan(self, payloads: Payloads, targets: frozenset[str]) -> Plan: ...
+
+    def encode(
+        self, media: Any, payloads: Payloads | None, plan: Plan | None, options: MediaOptions, fp: BinaryIO
+    ) -> None:
+        """The clip encoded with the planned metadata (none when payloads is None, core's alone when plan is None)."""
+        ...
+
+    def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
+        """Copy `src` to `dst` with the planned metadata in place of its own, every packet copied, none re-encoded."""
+        ...
+
+    def check(self, source: Path, written: Path) -> None:
+        """Raise unless `written` holds exactly the packets of `source` (a restamp's proof)."""
+        ...
+
+
+MEDIA: dict[str, MediaFormat] = {}
+
+
+def register_media(fmt: MediaFormat) -> MediaFormat:
+    MEDIA[fmt.name] = fmt
+    return fmt
+
+
+def media_by_name(name: str) -> MediaFormat:
+    for module in MEDIA_MODULES:
+        import_module(f"{__package__}.{module}")
+    try:
+        return MEDIA[name]
+    except KeyError:
+        raise ValueError(f"unknown video or audio format {name!r}; allowed: {', '.join(sorted(MEDIA))}") from None
+
+
+# The modules that register a MediaFormat when imported.
+MEDIA_MODULES: tuple[str, ...] = ("video", "audio")
+
+
 def embedded_record_json(record: Record, refs: dict[str, str], *, stub: bool = False) -> str:
     """The record as embedded: keys stored elsewhere become null and are listed under `$refs`.
 
@@ -200,7 +300,7 @@ EXTENSIONS: dict[str, str] = {}
 # Video and audio containers, read only through this table (SaveOptions' formats are the images').
 CONTAINERS: dict[str, Container] = {}
 # The modules that register a container when imported (each a reader with its writer side by side).
-CONTAINER_MODULES: tuple[str, ...] = ()
+CONTAINER_MODULES: tuple[str, ...] = ("mp4", "matroska", "flac", "mp3", "ogg")
 
 
 def register(fmt: Format) -> Format:
@@ -211,7 +311,7 @@ def register(fmt: Format) -> Format:
 
 
 def by_name(name: str) -> Format:
-    from . import jpeg, png, webp  # noqa: F401 - importing registers them
+    from . import gif, jpeg, png, webp  # noqa: F401 - importing registers them
 
     try:
         return FORMATS[name]
@@ -226,7 +326,7 @@ def register_container(container: Container) -> Container:
 
 def sniffers() -> list[Format | Container]:
     """Every readable container, images first (cheapest sniffs)."""
-    from . import jpeg, png, webp  # noqa: F401 - importing registers them
+    from . import gif, jpeg, png, webp  # noqa: F401 - importing registers them
 
     for module in CONTAINER_MODULES:
         import_module(f"{__package__}.{module}")

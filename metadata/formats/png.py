@@ -7,15 +7,19 @@ cap), XMP in iTXt `XML:com.adobe.xmp`. All text stays within Pillow's 64 MiB tex
 what does not fit moves to a sidecar. Restamp splices the same chunks into an existing file's
 chunk stream, copying image data byte for byte. Reader: a chunk walker that seeks over image
 data, so reading costs no pixel decoding; sizes and inflation are capped.
+An `Animation` is an APNG assembled here (Pillow's writer folds a frame identical to the one
+before into it). Core's animated PNG keeps its graphs in `comf` chunks after the image data.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
 from typing import Any, BinaryIO
 
 from PIL import PngImagePlugin
@@ -30,7 +34,20 @@ from ..limits import (
     READ_DECOMPRESS_MAX,
 )
 from . import xmp
-from .base import A1111, COMFYUI, GRAPH_KEYS, RECORD, XMP, Embedded, Payloads, Plan, embedded_record_json, register
+from .base import (
+    A1111,
+    COMFYUI,
+    GRAPH_KEYS,
+    RECORD,
+    XMP,
+    Animation,
+    Embedded,
+    Payloads,
+    Plan,
+    embedded_record_json,
+    register,
+)
+from .webp import animation_media
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RECORD_KEY = "comfyui_provenance"
@@ -38,6 +55,12 @@ XMP_KEY = "XML:com.adobe.xmp"
 PARAMETERS_KEY = "parameters"
 # Placements leave this much room for the embedding list the record gains after planning.
 PLACEMENT_MARGIN = 8 * 1024
+# Text chunks: the standard three, and core's private `comf` (SaveAnimatedPNG: keyword, NUL, Latin-1 text).
+TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt", b"comf")
+# Modes an APNG frame keeps; any other (a palette above all: APNG has one PLTE) becomes RGB or RGBA.
+APNG_MODES = ("1", "L", "LA", "I", "I;16", "RGB", "RGBA")
+DELAY_MAX = 0xFFFF  # fcTL delays are 16-bit fractions
+Chunks = Iterable[tuple[bytes, bytes]]
 
 
 def _text_location(key: str, text: str) -> str:
@@ -109,9 +132,15 @@ class PngFormat:
 
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
         info = _pnginfo(payloads, plan)
+        if isinstance(image, Animation):
+            _write_apng(fp, image, options.compress_level, before=[(c, d) for c, d, *_ in info.chunks])
+            return
         image.save(fp, format="PNG", pnginfo=info, compress_level=options.compress_level)
 
     def encode_pixels(self, image: Any, options: Any, fp: BinaryIO) -> None:
+        if isinstance(image, Animation):
+            _write_apng(fp, image, options.compress_level)
+            return
         image.save(fp, format="PNG", compress_level=options.compress_level)
 
     def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
@@ -122,18 +151,26 @@ class PngFormat:
         ours = [(ctype, data) for ctype, data, _after_idat in info.chunks]
         replaced = {RECORD_KEY.encode("latin-1")} | {data.partition(b"\x00")[0] for _ctype, data in ours}
         dst.write(SIGNATURE)
-        pending = True
+        pending, animated = True, False
         for ctype, data, crc in _walk(src, image_data=True):
-            if ctype in (b"tEXt", b"zTXt", b"iTXt") and data.partition(b"\x00")[0] in replaced:
+            if ctype in TEXT_CHUNKS and data.partition(b"\x00")[0] in replaced:
                 continue
-            if pending and ctype in (b"fcTL", b"IDAT", b"fdAT", b"iTXt", b"IEND"):
+            animated = animated or ctype == b"acTL"
+            # An APNG's text goes after its frames (see _write_apng: ffmpeg's probe).
+            stops = (b"IEND",) if animated else (b"fcTL", b"IDAT", b"fdAT", b"iTXt", b"IEND")
+            if pending and ctype in stops:
                 for new_type, new_data in ours:
                     dst.write(_chunk(new_type, new_data))
                 pending = False
             dst.write(_chunk(ctype, data, crc))
 
     def encode_core(self, image: Any, payloads: Payloads, options: Any, fp: BinaryIO) -> None:
-        """What ComfyUI core writes: prompt and extra_pnginfo keys as tEXt, nothing else."""
+        """What ComfyUI core writes: prompt and extra_pnginfo keys as tEXt, nothing else (an animation:
+        as `comf` chunks after the image data, SaveAnimatedPNG's layout)."""
+        if isinstance(image, Animation):
+            comf = [(b"comf", f"{k}\0{_latin1_json(v)}".encode("latin-1", "replace")) for k, v in payloads.comfy]
+            _write_apng(fp, image, options.compress_level, after=comf)
+            return
         info = PngImagePlugin.PngInfo()
         for key, text in payloads.comfy:
             info.add_text(key, text)
@@ -143,11 +180,12 @@ class PngFormat:
         return head.startswith(SIGNATURE)
 
     def read(self, fp: BinaryIO, budget: Budget) -> Embedded:
-        """The text chunks we use (the first of each keyword); every chunk but image data is CRC-checked,
-        and only the text chunks we use are inflated."""
+        """The text chunks we use (the first of each keyword), and an APNG's frame count and timing;
+        every chunk but image data is CRC-checked, and only the text chunks we use are inflated."""
         found = Embedded(format=self.name)
         wanted = {RECORD_KEY, PARAMETERS_KEY, XMP_KEY, *GRAPH_KEYS}
         seen: set[str] = set()
+        animated, frames, seconds = False, 0, Fraction(0)
         for ctype, length in _headers(fp, budget):
             if ctype in (b"IDAT", b"fdAT"):
                 fp.seek(length + 4, 1)
@@ -155,7 +193,12 @@ class PngFormat:
             data = _checked(fp, ctype, length, budget)
             if ctype == b"IHDR" and len(data) >= 8:
                 found.width, found.height = struct.unpack(">II", data[:8])
-            if ctype not in (b"tEXt", b"zTXt", b"iTXt"):
+            animated = animated or ctype == b"acTL"
+            if ctype == b"fcTL" and len(data) >= 26:
+                frames += 1
+                num, den = struct.unpack(">HH", data[20:24])
+                seconds += Fraction(num, den or 100)  # a zero denominator means 1/100 s
+            if ctype not in TEXT_CHUNKS:
                 continue
             key = data.partition(b"\x00")[0].decode("latin-1")
             if key not in wanted or key in seen:
@@ -171,6 +214,8 @@ class PngFormat:
                 found.xmp = text.encode("utf-8")
             else:
                 found.comfy[key] = text
+        if animated:
+            found.media = animation_media(frames, float(seconds))
         return found
 
 
@@ -195,6 +240,53 @@ def _pnginfo(payloads: Payloads, plan: Plan) -> PngImagePlugin.PngInfo:
     if record_json is not None:
         info.add_itxt(RECORD_KEY, record_json, zip=len(record_json) >= PNG_RECORD_COMPRESS_FROM)
     return info
+
+
+def _write_apng(fp: BinaryIO, anim: Animation, compress_level: int, *, before: Chunks = (), after: Chunks = ()) -> None:
+    """IHDR, acTL, then per frame an fcTL and that frame's own PNG encoding (each frame alone, in the
+    first frame's mode) as IDAT (the first frame) or numbered fdAT chunks, then the `before` and
+    `after` chunks (text) and IEND."""
+    alpha = "A" in anim.mode or "transparency" in anim.frames[0].info
+    mode = anim.mode if anim.mode in APNG_MODES else ("RGBA" if alpha else "RGB")
+    delays = _delays(anim)
+    fp.write(SIGNATURE)
+    sequence = 0
+    for index, frame in enumerate(anim.frames):
+        if frame.size != anim.size:
+            raise ValueError(f"frame {index} is {frame.size[0]}x{frame.size[1]}, not {anim.width}x{anim.height}")
+        still = io.BytesIO()
+        (frame if frame.mode == mode else frame.convert(mode)).save(still, format="PNG", compress_level=compress_level)
+        still.seek(0)
+        chunks = [(ctype, data) for ctype, data, _crc in _walk(still, image_data=True) if ctype != b"IEND"]
+        if index == 0:
+            fp.write(_chunk(*chunks[0]))  # IHDR
+            fp.write(_chunk(b"acTL", struct.pack(">II", len(anim.frames), anim.loop)))
+            for ctype, data in ((c, d) for c, d in chunks[1:] if c != b"IDAT"):
+                fp.write(_chunk(ctype, data))
+        num, den = delays[index]
+        fp.write(_chunk(b"fcTL", struct.pack(">IIIIIHHBB", sequence, anim.width, anim.height, 0, 0, num, den, 0, 0)))
+        sequence += 1
+        for data in (data for ctype, data in chunks if ctype == b"IDAT"):
+            if index == 0:
+                fp.write(_chunk(b"IDAT", data))
+                continue
+            fp.write(_chunk(b"fdAT", struct.pack(">I", sequence) + data))
+            sequence += 1
+    # Text goes after the frames, as core's SaveAnimatedPNG puts it: ffmpeg takes a PNG for an APNG
+    # only when every chunk before the first IDAT fits its 2 KiB first probe (apngdec.c apng_probe),
+    # and every reader we write for (ComfyUI's frontend, exiftool, Pillow, ours) reads text anywhere.
+    fp.write(b"".join(_chunk(ctype, data) for ctype, data in [*before, *after]) + _chunk(b"IEND", b""))
+
+
+def _delays(anim: Animation) -> list[tuple[int, int]]:
+    """Each frame's fcTL delay: exactly 1/fps when it fits 16-bit fractions, else rounded milliseconds."""
+    period = 1 / anim.fps
+    if period.numerator <= DELAY_MAX and period.denominator <= DELAY_MAX:
+        return [(period.numerator, period.denominator)] * len(anim.frames)
+    durations = anim.durations(1000)
+    if max(durations) > DELAY_MAX:
+        raise ValueError(f"a frame of {max(durations):,} ms is longer than an APNG delay can hold")
+    return [(ms, 1000) for ms in durations]
 
 
 def _latin1_json(text: str) -> str:
@@ -296,7 +388,7 @@ def _decode_text(ctype: bytes, data: bytes, budget: Budget) -> tuple[str, str]:
         raise ReadError(f"PNG {ctype.decode()} chunk has no keyword separator")
     key = data[:nul].decode("latin-1")
     body = memoryview(data)[nul + 1 :]
-    if ctype == b"tEXt":
+    if ctype in (b"tEXt", b"comf"):
         return key, codecs.latin_1_decode(body)[0]
     if ctype == b"zTXt":
         return key, _inflate(body[1:], key, budget).decode("latin-1")

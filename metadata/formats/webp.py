@@ -8,10 +8,15 @@ both copies. RIFF chunks have no 64 KiB limit, so everything fits in place up to
 Restamp rewrites the RIFF around the untouched image chunks (still or animated): a VP8X header
 with the EXIF/XMP flags, our EXIF and XMP chunks after the image data as the container spec
 orders them, sizes and padding redone.
+
+An `Animation` is assembled here, not by Pillow: libwebp's WebPAnimEncoder folds a frame identical
+to the one before into it, so each frame is encoded alone as a still WEBP and its image chunks go
+into an ANMF frame of their own (full canvas, no blending, no disposal).
 """
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -20,14 +25,19 @@ from ..budget import Budget
 from ..errors import ReadError
 from ..limits import WEBP_CHUNK_MAX
 from . import exif, swarm
-from .base import A1111, RECORD, XMP, Embedded, Payloads, Plan, register
+from .base import A1111, RECORD, XMP, Animation, Embedded, Payloads, Plan, register
 from .jpeg import exif_content, plan_exif, planned_metadata
 
 # VP8X flag bits (WebP container spec): ICC 0x20, alpha 0x10, EXIF 0x08, XMP 0x04, animation 0x02.
 FLAG_ALPHA = 0x10
 FLAG_EXIF = 0x08
 FLAG_XMP = 0x04
+FLAG_ANIMATION = 0x02
 IMAGE_CHUNKS = (b"ANMF", b"ALPH", b"VP8 ", b"VP8L")
+FRAME_CHUNKS = (b"ALPH", b"VP8 ", b"VP8L")
+# ANMF flags: bit 1 set is "do not blend" (each frame is the whole canvas), bit 0 clear is "no disposal".
+ANMF_NO_BLEND = 0x02
+DURATION_MAX = 0xFF_FFFF  # ANMF durations are 24-bit milliseconds
 RIFF_MAX = 0xFFFF_FFFF
 COPY_BLOCK = 1 << 20
 
@@ -51,6 +61,11 @@ class WebpFormat:
         return plan
 
     def encode(self, image: Any, payloads: Payloads, plan: Plan, options: Any, fp: BinaryIO) -> None:
+        if isinstance(image, Animation):
+            frames, alpha = _frames(image, options)
+            tiff, packet = _metadata(payloads, plan, alpha=alpha)
+            _write_animation(fp, image, frames, alpha=alpha, tiff=tiff, packet=packet)
+            return
         params: dict[str, Any] = {"quality": options.quality, "lossless": options.lossless}
         alpha = _transparent(image)
         if not alpha and image.mode != "RGB":
@@ -63,6 +78,10 @@ class WebpFormat:
         image.save(fp, format="WEBP", **params)
 
     def encode_pixels(self, image: Any, options: Any, fp: BinaryIO) -> None:
+        if isinstance(image, Animation):
+            frames, alpha = _frames(image, options)
+            _write_animation(fp, image, frames, alpha=alpha)
+            return
         if image.mode != "RGB" and not _transparent(image):
             image = image.convert("RGB")  # an opaque alpha channel carries nothing
         image.save(fp, format="WEBP", quality=options.quality, lossless=options.lossless)
@@ -95,14 +114,18 @@ class WebpFormat:
             if chunk.data is not None:
                 dst.write(chunk.data)
             else:
-                _copy(src, dst, chunk.offset + 8, chunk.size)
+                copy_range(src, dst, chunk.offset + 8, chunk.size)
             if chunk.size & 1:
                 dst.write(b"\x00")
 
     def encode_core(self, image: Any, payloads: Payloads, options: Any, fp: BinaryIO) -> None:
-        """ComfyUI core's still-WEBP layout, minus its Model tag: graphs in IFD0 ASCII tags."""
-        params: dict[str, Any] = {"quality": options.quality, "lossless": options.lossless}
+        """ComfyUI core's WEBP layout (still or animated), minus its Model tag: graphs in IFD0 ASCII tags."""
         tiff = exif.build(exif.ExifContent(comfy=dict(payloads.comfy)))
+        if isinstance(image, Animation):
+            frames, alpha = _frames(image, options)
+            _write_animation(fp, image, frames, alpha=alpha, tiff=tiff)
+            return
+        params: dict[str, Any] = {"quality": options.quality, "lossless": options.lossless}
         if tiff:
             params["exif"] = tiff
         image.save(fp, format="WEBP", **params)
@@ -111,7 +134,8 @@ class WebpFormat:
         return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
     def read(self, fp: BinaryIO, budget: Budget) -> Embedded:
-        """The first EXIF and XMP chunks and the canvas size; image data is skipped unread."""
+        """The first EXIF and XMP chunks, the canvas size and, for an animation, its frame count and
+        timing (from the ANMF headers); image data is skipped unread."""
         found = Embedded(format=self.name)
         head = fp.read(12)
         if len(head) < 12 or not self.sniff(head):
@@ -121,6 +145,7 @@ class WebpFormat:
         if riff_end > end:
             raise ReadError(f"WEBP is truncated: {end:,} of the {riff_end:,} bytes it announces")
         pos, extended, exif_seen = 12, False, False
+        frames, milliseconds = 0, 0
         while pos + 8 <= riff_end:
             fp.seek(pos)
             header = fp.read(8)
@@ -140,6 +165,10 @@ class WebpFormat:
             elif fourcc == b"XMP " and found.xmp is None:
                 budget.load(size, "WEBP XMP chunk")
                 found.xmp = fp.read(size)
+            elif fourcc == b"ANMF":
+                frame = fp.read(min(size, 16))  # offsets, size, then the 24-bit duration
+                frames += 1
+                milliseconds += int.from_bytes(frame[12:15], "little") if len(frame) == 16 else 0
             elif fourcc == b"VP8X":
                 data = fp.read(min(size, 10))
                 if len(data) >= 10:
@@ -155,6 +184,8 @@ class WebpFormat:
             extended = extended or fourcc == b"VP8X"
         if pos < riff_end:
             raise ReadError(f"WEBP is truncated: a chunk header is cut at byte {pos:,}")
+        if frames:
+            found.media = animation_media(frames, milliseconds / 1000)
         return found
 
 
@@ -186,6 +217,58 @@ def _metadata(payloads: Payloads, plan: Plan, *, alpha: bool) -> tuple[bytes, by
         if len(both) <= WEBP_CHUNK_MAX:
             tiff = both
     return tiff, packet
+
+
+def animation_media(frames: int, seconds: float) -> dict[str, Any]:
+    """Embedded.media for an animated image (WEBP, APNG, GIF): frames, duration, and the mean rate."""
+    media: dict[str, Any] = {"frames": frames, "duration_s": seconds}
+    if seconds > 0:
+        media["fps"] = round(frames / seconds, 3)
+    return media
+
+
+def _frames(anim: Animation, options: Any) -> tuple[list[bytes], bool]:
+    """Each frame's image chunks (ALPH, then VP8 or VP8L) from its own still encode, as they go into
+    an ANMF; and whether any frame keeps an alpha channel (decided per frame, as for a still)."""
+    bodies, any_alpha = [], False
+    for frame in anim.frames:
+        alpha = _transparent(frame)
+        opaque = frame if alpha or frame.mode == "RGB" else frame.convert("RGB")
+        still = io.BytesIO()
+        opaque.save(still, format="WEBP", quality=options.quality, lossless=options.lossless)
+        data = still.getvalue()
+        chunks = _index(io.BytesIO(data))
+        body = b"".join(
+            data[c.offset : c.offset + 8 + c.size + (c.size & 1)] for c in chunks if c.fourcc in FRAME_CHUNKS
+        )
+        bodies.append(body)
+        any_alpha = any_alpha or alpha
+    return bodies, any_alpha
+
+
+def _write_animation(
+    fp: BinaryIO, anim: Animation, bodies: list[bytes], *, alpha: bool, tiff: bytes = b"", packet: bytes | None = None
+) -> None:
+    """VP8X, ANIM, one ANMF per frame, then EXIF and XMP, as the container spec orders them."""
+    durations = anim.durations(1000)
+    if max(durations) > DURATION_MAX:
+        raise ValueError(f"a frame of {max(durations):,} ms is longer than an animated WEBP can hold")
+    canvas = (anim.width - 1).to_bytes(3, "little") + (anim.height - 1).to_bytes(3, "little")
+    flags = FLAG_ANIMATION | (FLAG_ALPHA if alpha else 0) | (FLAG_EXIF if tiff else 0) | (FLAG_XMP if packet else 0)
+    chunks = [
+        (b"VP8X", bytes([flags, 0, 0, 0]) + canvas),
+        (b"ANIM", bytes(4) + struct.pack("<H", min(anim.loop, 0xFFFF))),
+    ]
+    for body, duration in zip(bodies, durations, strict=True):
+        header = bytes(6) + canvas + duration.to_bytes(3, "little") + bytes([ANMF_NO_BLEND])
+        chunks.append((b"ANMF", header + body))
+    chunks += ([(b"EXIF", tiff)] if tiff else []) + ([(b"XMP ", packet)] if packet else [])
+    size = 4 + sum(8 + len(data) + (len(data) & 1) for _, data in chunks)
+    if size > RIFF_MAX:
+        raise ValueError(f"the animated WEBP would be {size:,} bytes, over RIFF's 4 GiB")
+    fp.write(b"RIFF" + struct.pack("<I", size) + b"WEBP")
+    for fourcc, data in chunks:
+        fp.write(fourcc + struct.pack("<I", len(data)) + data + (b"\x00" if len(data) & 1 else b""))
 
 
 def _transparent(image: Any) -> bool:
@@ -246,12 +329,13 @@ def _vp8x(src: BinaryIO, chunks: list[_Chunk]) -> bytes:
     return bytes([flags, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
 
 
-def _copy(src: BinaryIO, dst: BinaryIO, offset: int, length: int) -> None:
+def copy_range(src: BinaryIO, dst: BinaryIO, offset: int, length: int, fmt: str = "WEBP") -> None:
+    """`length` bytes of `src` from `offset` on, copied to `dst` a block at a time (restamps, GIF's too)."""
     src.seek(offset)
     while length > 0:
         block = src.read(min(length, COPY_BLOCK))
         if not block:
-            raise ReadError("WEBP is truncated inside a chunk")
+            raise ReadError(f"{fmt} is truncated inside a chunk")
         dst.write(block)
         length -= len(block)
 
