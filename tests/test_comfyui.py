@@ -377,11 +377,15 @@ def test_pack_against_real_modules(facts: dict[str, Any], feats: harness.Feature
     assert schema["node_id"] == "ProvenanceSaveImage" and schema["is_output_node"] is True
     if feats.v3:
         assert facts["pack.exports"] == ["comfy_entrypoint"]
-        assert facts["pack.nodes"] == [["ProvenanceSaveImage", True]]
+        assert facts["pack.nodes"] == [
+            [n, True] for n in ("ProvenanceSaveImage", "ProvenanceSaveVideo", "ProvenanceSaveAudio")
+        ]
         assert schema["type"] == "Schema"
     else:
         assert facts["pack.exports"] == ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
-        assert facts["pack.nodes"] == [["ProvenanceSaveImage", "ProvenanceSaveImageV1"]]
+        assert facts["pack.nodes"] == [
+            [n, f"{n}V1"] for n in ("ProvenanceSaveImage", "ProvenanceSaveVideo", "ProvenanceSaveAudio")
+        ]
     inputs = facts["pack.inputs"]
     names = [i[1] for i in inputs]
     assert names[: len(REQUIRED) + len(OPTIONAL)] == REQUIRED + OPTIONAL
