@@ -2,7 +2,8 @@
 
 The tags go where core puts ComfyUI's (container metadata before the stream: FLAC Vorbis comment
 `prompt=`, MP3 ID3v2 `TXXX:prompt`, Opus the stream's OpusTags), with the A1111 text as the
-standard comment (Vorbis COMMENT, ID3 COMM, which players and exiftool show) and our record as
+standard comment (Vorbis DESCRIPTION, ffmpeg's name for it; ID3 COMM, which ffmpeg cannot write, so
+id3.py turns its TXXX into one), which players and exiftool show, and our record as
 `comfyui_provenance`. None of these carries XMP that exiftool reads, so XMP goes to the sidecar.
 Core's frontend reads an Ogg's first two pages only: a workflow longer than that is said so in the
 record. Restamping is a PyAV stream copy, checked packet by packet.
@@ -10,12 +11,14 @@ record. Restamping is a PyAV stream copy, checked packet by packet.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from . import id3
 from .base import A1111, COMFYUI, RECORD, XMP, AudioClip, MediaOptions, Payloads, Plan, register_media
 from .tags import RECORD_TAG
 from .video import remux, same_packets
@@ -51,7 +54,7 @@ class AudioFormat:
             plan.place(COMFYUI, f"{where}:prompt,workflow", reason=reason)
             plan.record_refs = {key: f"{where}:{key}" for key, _ in payloads.comfy if key in ("prompt", "workflow")}
         if A1111 in targets and payloads.infotext is not None:
-            plan.place(A1111, f"{where}:comment")
+            plan.place(A1111, "mp3:ID3 COMM" if self.name == "mp3" else f"{where}:comment")
         if RECORD in targets:
             plan.place(RECORD, f"{where}:{RECORD_TAG}")
         if XMP in targets:
@@ -78,10 +81,25 @@ class AudioFormat:
             tags = list(payloads.comfy)
         else:
             tags = self.tags(payloads, plan)
-        encode_audio(media, fp, self, options, tags)
+        comment = _comment(tags) if self.name == "mp3" else None
+        if comment is None:
+            encode_audio(media, fp, self, options, tags)
+            return
+        with tempfile.TemporaryFile() as raw:
+            encode_audio(media, raw, self, options, tags)
+            raw.seek(0)
+            id3.with_comment(raw, fp, comment)
 
     def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
-        remux(src, dst, muxer=self.muxer, tags=self.tags(payloads, plan))
+        tags = self.tags(payloads, plan)
+        comment = _comment(tags) if self.name == "mp3" else None
+        if comment is None:
+            remux(src, dst, muxer=self.muxer, tags=tags)
+            return
+        with tempfile.TemporaryFile() as raw:
+            remux(src, raw, muxer=self.muxer, tags=tags)
+            raw.seek(0)
+            id3.with_comment(raw, dst, comment)
 
     def check(self, source: Path, written: Path) -> None:
         same_packets(source, written)
@@ -94,6 +112,11 @@ class AudioFormat:
 
 # Core's SaveAudioMP3/SaveAudioOpus default ("128k").
 DEFAULT_BITRATE = 128_000
+
+
+def _comment(tags: list[tuple[str, str]]) -> str | None:
+    """The A1111 text among the tags (ffmpeg writes it to MP3 as TXXX; id3.py makes it the COMM frame)."""
+    return next((value for name, value in tags if name == "comment"), None)
 
 
 def encode_audio(

@@ -53,6 +53,8 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RECORD_KEY = "comfyui_provenance"
 XMP_KEY = "XML:com.adobe.xmp"
 PARAMETERS_KEY = "parameters"
+# ffmpeg's first probe of a file (AVPROBE_PADDING aside): an APNG's header must fit it (_write_apng).
+APNG_PROBE = 2048
 # Placements leave this much room for the embedding list the record gains after planning.
 PLACEMENT_MARGIN = 8 * 1024
 # Text chunks: the standard three, and core's private `comf` (SaveAnimatedPNG: keyword, NUL, Latin-1 text).
@@ -245,7 +247,19 @@ def _pnginfo(payloads: Payloads, plan: Plan) -> PngImagePlugin.PngInfo:
 def _write_apng(fp: BinaryIO, anim: Animation, compress_level: int, *, before: Chunks = (), after: Chunks = ()) -> None:
     """IHDR, acTL, then per frame an fcTL and that frame's own PNG encoding (each frame alone, in the
     first frame's mode) as IDAT (the first frame) or numbered fdAT chunks, then the `before` and
-    `after` chunks (text) and IEND."""
+    `after` chunks (text) and IEND.
+
+    Text goes after the frames, as core's SaveAnimatedPNG puts it: ffmpeg takes a PNG for an APNG
+    only when every chunk before the first IDAT fits its first 2 KiB probe (apngdec.c apng_probe),
+    else it decodes one frame; ComfyUI's frontend, exiftool, Pillow and our reader read text anywhere.
+    The A1111 parameters alone go ahead of the frames when they fit that probe, where ffprobe shows
+    them (first frame's tags) and readers that stop at the image data find them.
+    """
+    head_room = APNG_PROBE - 8 - 25 - 20 - 38  # signature, IHDR, acTL, the first fcTL
+    early = [(c, d) for c, d in before if c in (b"tEXt", b"iTXt") and d.startswith(b"parameters\0")]
+    if not early or sum(len(d) + 12 for _c, d in early) > head_room:
+        early = []
+    late = [chunk for chunk in before if chunk not in early]
     alpha = "A" in anim.mode or "transparency" in anim.frames[0].info
     mode = anim.mode if anim.mode in APNG_MODES else ("RGBA" if alpha else "RGB")
     delays = _delays(anim)
@@ -261,7 +275,7 @@ def _write_apng(fp: BinaryIO, anim: Animation, compress_level: int, *, before: C
         if index == 0:
             fp.write(_chunk(*chunks[0]))  # IHDR
             fp.write(_chunk(b"acTL", struct.pack(">II", len(anim.frames), anim.loop)))
-            for ctype, data in ((c, d) for c, d in chunks[1:] if c != b"IDAT"):
+            for ctype, data in [*early, *((c, d) for c, d in chunks[1:] if c != b"IDAT")]:
                 fp.write(_chunk(ctype, data))
         num, den = delays[index]
         fp.write(_chunk(b"fcTL", struct.pack(">IIIIIHHBB", sequence, anim.width, anim.height, 0, 0, num, den, 0, 0)))
@@ -272,10 +286,7 @@ def _write_apng(fp: BinaryIO, anim: Animation, compress_level: int, *, before: C
                 continue
             fp.write(_chunk(b"fdAT", struct.pack(">I", sequence) + data))
             sequence += 1
-    # Text goes after the frames, as core's SaveAnimatedPNG puts it: ffmpeg takes a PNG for an APNG
-    # only when every chunk before the first IDAT fits its 2 KiB first probe (apngdec.c apng_probe),
-    # and every reader we write for (ComfyUI's frontend, exiftool, Pillow, ours) reads text anywhere.
-    fp.write(b"".join(_chunk(ctype, data) for ctype, data in [*before, *after]) + _chunk(b"IEND", b""))
+    fp.write(b"".join(_chunk(ctype, data) for ctype, data in [*late, *after]) + _chunk(b"IEND", b""))
 
 
 def _delays(anim: Animation) -> list[tuple[int, int]]:
