@@ -76,14 +76,17 @@ def _video_writer(clip: Clip, options: MediaOptions) -> _Writer:
             lambda fp: fmt.encode_pixels(anim, options, fp),
             fmt,
         )
-    media = media_by_name(name)
+    return _media_writer(media_by_name(name), clip, options)
+
+
+def _media_writer(fmt: Any, media: Clip | AudioClip, options: MediaOptions) -> _Writer:
     return _Writer(
-        name,
-        media.extensions[0],
-        lambda p, plan, fp: media.encode(clip, p, plan, options, fp),
-        lambda p, fp: media.encode(clip, p, None, options, fp),
-        lambda fp: media.encode(clip, None, None, options, fp),
-        media,
+        fmt.name,
+        fmt.extensions[0],
+        lambda p, plan, fp: fmt.encode(media, p, plan, options, fp),
+        lambda p, fp: fmt.encode(media, p, None, options, fp),
+        lambda fp: fmt.encode(media, None, None, options, fp),
+        fmt,
     )
 
 
@@ -163,19 +166,9 @@ def save_video(
         raise ValueError(f"format must be one of {', '.join(VIDEO_FORMATS)}, got {options.format!r}")
     writer = _video_writer(clip, options)
     info = describe(clip, options)
-    width, height = clip.size
-    folder, base, counter, subfolder = (namer or default_namer(output_dir))(filename_prefix, width, height)
+    name = (namer or default_namer(output_dir))(filename_prefix, *clip.size)
     record = _base_record(context, options, version=version, hasher=hasher, runtime=runtime, info=info)
-    context = context.scrubbed()
-    comfy = [] if options.disable_metadata else list(context.chunks or [])
-    files.sweep_once(folder)
-    for _ in range(MAX_NAME_ATTEMPTS):
-        path, counter = _free(folder, base, counter, writer.extension, trailing="_")
-        try:
-            return _write(writer, path, subfolder, base_record=record, comfy=comfy, options=options, info=info)
-        except files.NameTaken:
-            counter += 1
-    raise OSError(f"no free file name for {base!r} in {folder} after {MAX_NAME_ATTEMPTS} tries")
+    return _save(writer, name, context, record, options=options, info=info, trailing="_")
 
 
 def save_audio(
@@ -195,33 +188,39 @@ def save_audio(
     if options.format not in AUDIO_FORMATS:
         raise ValueError(f"format must be one of {', '.join(AUDIO_FORMATS)}, got {options.format!r}")
     fmt = media_by_name(options.format)
-    writer = _Writer(
-        fmt.name,
-        fmt.extensions[0],
-        lambda p, plan, fp: fmt.encode(audio, p, plan, options, fp),
-        lambda p, fp: fmt.encode(audio, p, None, options, fp),
-        lambda fp: fmt.encode(audio, None, None, options, fp),
-        fmt,
-    )
-    rate = getattr(fmt, "rate_for", lambda r: r)(audio.sample_rate)
-    codec = {"flac": "flac", "mp3": "mp3", "opus": "opus"}[fmt.name]
+    writer = _media_writer(fmt, audio, options)
     info = {
-        "codec": codec,
-        "sample_rate": rate,
+        "codec": fmt.name,  # flac, mp3, opus: each its codec's name
+        "sample_rate": getattr(fmt, "rate_for", lambda r: r)(audio.sample_rate),
         "channels": min(audio.channels, 2),
         "duration_s": round(audio.duration_s, 3),
     }
     folder, base, counter, subfolder = (namer or default_namer(output_dir))(filename_prefix, 0, 0)
-    base = base.replace("%batch_num%", str(index))
+    name = (folder, base.replace("%batch_num%", str(index)), counter, subfolder)
     record = _base_record(context, options, version=version, hasher=hasher, runtime=runtime, info=info)
-    context = context.scrubbed()
-    comfy = [] if options.disable_metadata else list(context.chunks or [])
+    return _save(writer, name, context, record, options=options, info=info, trailing="")
+
+
+def _save(
+    writer: _Writer,
+    name: tuple[Path, str, int, str],
+    context: SaveContext,
+    record: Record | None,
+    *,
+    options: MediaOptions,
+    info: dict[str, Any],
+    trailing: str,
+) -> SavedFile:
+    """The file under the first free `<base>_<counter>{trailing}<ext>`, published with its sidecars."""
+    folder, base, counter, subfolder = name
+    chunks = context.scrubbed().chunks
+    comfy = [] if options.disable_metadata else list(chunks or [])
     files.sweep_once(folder)
     for _ in range(MAX_NAME_ATTEMPTS):
-        path, counter = _free(folder, base, counter, writer.extension, trailing="")
+        path, counter = _free(folder, base, counter, writer.extension, trailing=trailing)
         try:
             return _write(writer, path, subfolder, base_record=record, comfy=comfy, options=options, info=info)
-        except files.NameTaken:
+        except files.NameTaken:  # another save published this name first: take the next one
             counter += 1
     raise OSError(f"no free file name for {base!r} in {folder} after {MAX_NAME_ATTEMPTS} tries")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS, parse_targets
 from ..metadata.hashing import hash_models, shared_background, shared_cache, wait_cap
 from ..metadata.parser.rules import set_user_rules_dir
 from ..metadata.record import Model
-from ..metadata.save import SaveOptions, save_images
+from ..metadata.save import SavedFile, SaveOptions, save_images
 
 logger = logging.getLogger(__name__)
 # The last save's timing, for the debug line below (one save runs at a time in ComfyUI's worker).
@@ -115,13 +115,7 @@ def run(
     prefer_runtime: bool | None = True,
     lora_tags: bool | None = True,
 ) -> list[dict[str, str]]:
-    """Save the batch; returns the UI preview entries core's SaveImage returns.
-
-    With `prefer_runtime` (None, from a prompt that predates the input, counts as on) the hook
-    session's snapshot of the running prompt is merged into the record; either way the session
-    is told afterwards that this save node is done with it.
-    """
-    set_user_rules_dir(compat.user_directory() / "provenance" / "rules")
+    """Save the batch; returns the UI preview entries core's SaveImage returns (see with_session)."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     options = SaveOptions(
@@ -132,20 +126,9 @@ def run(
         disable_metadata=compat.metadata_disabled(),
         lora_tags=lora_tags is not False,
     )
-    prompt_id = compat.current_prompt_id()
-    context = SaveContext(
-        prompt=prompt,
-        extra_pnginfo=extra_pnginfo,
-        save_node_id=str(unique_id) if unique_id is not None else None,
-        prompt_id=prompt_id,
-        comfyui_version=compat.comfyui_version(),
-    )
-    wanted = prefer_runtime is not False and not options.disable_metadata
-    started = time.perf_counter()
-    _timing["hash_wait_ms"] = 0.0
-    snapshot = runtime_snapshot(prompt_id) if wanted else None
-    try:
-        saved = save_images(
+
+    def save(context: SaveContext, snapshot: Mapping[str, Any] | None) -> list[SavedFile]:
+        return save_images(
             _arrays(images),
             context,
             compat.output_directory(),
@@ -156,9 +139,12 @@ def run(
             hasher=comfyui_hasher,
             runtime=snapshot,
         )
-    finally:
-        if prompt_id is not None and context.save_node_id is not None:
-            mark_used(prompt_id, context.save_node_id)  # merged or not: the session waits for each save node
+
+    started = time.perf_counter()
+    _timing["hash_wait_ms"] = 0.0
+    saved = with_session(
+        prompt, extra_pnginfo, unique_id, prefer_runtime=prefer_runtime, disabled=options.disable_metadata, save=save
+    )
     # benchmarks/first_save.py reads this line (PROVENANCE_LOG_LEVEL=DEBUG shows it in ComfyUI's log).
     logger.debug(
         "provenance: saved %d file(s) in %.1f ms (%.1f ms waiting for model hashes)",
@@ -166,4 +152,38 @@ def run(
         (time.perf_counter() - started) * 1000,
         _timing["hash_wait_ms"],
     )
+    return previews(saved)
+
+
+def previews(saved: list[SavedFile]) -> list[dict[str, str]]:
+    """The UI entries core's save nodes return, one per file."""
     return [{"filename": f.path.name, "subfolder": f.subfolder, "type": "output"} for f in saved]
+
+
+def with_session(
+    prompt: Mapping[str, Any] | None,
+    extra_pnginfo: Mapping[str, Any] | None,
+    unique_id: str | None,
+    *,
+    prefer_runtime: bool | None,
+    disabled: bool,
+    save: Callable[[SaveContext, Mapping[str, Any] | None], list[SavedFile]],
+) -> list[SavedFile]:
+    """`save` with the run's context and, with `prefer_runtime` (None, from a prompt that predates the
+    input, counts as on), the hook session's snapshot; the session is told afterwards that this save
+    node is done with the prompt, merged or not, whatever happened."""
+    set_user_rules_dir(compat.user_directory() / "provenance" / "rules")
+    prompt_id = compat.current_prompt_id()
+    context = SaveContext(
+        prompt=prompt,
+        extra_pnginfo=extra_pnginfo,
+        save_node_id=str(unique_id) if unique_id is not None else None,
+        prompt_id=prompt_id,
+        comfyui_version=compat.comfyui_version(),
+    )
+    snapshot = runtime_snapshot(prompt_id) if prefer_runtime is not False and not disabled else None
+    try:
+        return save(context, snapshot)
+    finally:
+        if prompt_id is not None and context.save_node_id is not None:
+            mark_used(prompt_id, context.save_node_id)  # the session waits for each save node

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -13,9 +13,8 @@ from .. import __version__, compat
 from ..metadata.capture import SaveContext
 from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS, AudioClip, Clip, MediaOptions, parse_targets
 from ..metadata.media import AUDIO_FORMATS, VIDEO_FORMATS, clip_from, save_audio, save_video
-from ..metadata.parser.rules import set_user_rules_dir
 from ..metadata.save import SavedFile
-from .save_image import comfyui_hasher, mark_used, runtime_snapshot
+from .save_image import comfyui_hasher, previews, with_session
 
 logger = logging.getLogger(__name__)
 
@@ -74,34 +73,6 @@ def _options(fmt: str, targets: str | Iterable[str] | None, lora_tags: bool | No
         lora_tags=lora_tags is not False,
         **codec,
     )
-
-
-def _with_session(
-    prompt: Mapping[str, Any] | None,
-    extra_pnginfo: Mapping[str, Any] | None,
-    unique_id: str | None,
-    *,
-    prefer_runtime: bool | None,
-    options: MediaOptions,
-    save: Callable[[SaveContext, Mapping[str, Any] | None], list[SavedFile]],
-) -> list[SavedFile]:
-    """The save with the run's context and snapshot; the hook session is told afterwards, whatever happened."""
-    set_user_rules_dir(compat.user_directory() / "provenance" / "rules")
-    prompt_id = compat.current_prompt_id()
-    context = SaveContext(
-        prompt=prompt,
-        extra_pnginfo=extra_pnginfo,
-        save_node_id=str(unique_id) if unique_id is not None else None,
-        prompt_id=prompt_id,
-        comfyui_version=compat.comfyui_version(),
-    )
-    wanted = prefer_runtime is not False and not options.disable_metadata
-    snapshot = runtime_snapshot(prompt_id) if wanted else None
-    try:
-        return save(context, snapshot)
-    finally:
-        if prompt_id is not None and context.save_node_id is not None:
-            mark_used(prompt_id, context.save_node_id)
 
 
 def audio_clips(audio: Any) -> list[AudioClip]:
@@ -175,8 +146,10 @@ def run_video(
         )
         return [saved]
 
-    saved = _with_session(prompt, extra_pnginfo, unique_id, prefer_runtime=prefer_runtime, options=options, save=save)
-    return [{"filename": f.path.name, "subfolder": f.subfolder, "type": "output"} for f in saved]
+    saved = with_session(
+        prompt, extra_pnginfo, unique_id, prefer_runtime=prefer_runtime, disabled=options.disable_metadata, save=save
+    )
+    return previews(saved)
 
 
 def run_audio(
@@ -218,5 +191,7 @@ def run_audio(
             for index, clip in enumerate(clips)
         ]
 
-    saved = _with_session(prompt, extra_pnginfo, unique_id, prefer_runtime=prefer_runtime, options=options, save=save)
-    return [{"filename": f.path.name, "subfolder": f.subfolder, "type": "output"} for f in saved]
+    saved = with_session(
+        prompt, extra_pnginfo, unique_id, prefer_runtime=prefer_runtime, disabled=options.disable_metadata, save=save
+    )
+    return previews(saved)
