@@ -48,6 +48,33 @@ def pass_line(index: int, p: Pass) -> str:
     return f"  pass {index} (node {p.node_id}): {detail or '-'}"
 
 
+def media_line(record: Record) -> str | None:
+    """What a video or audio file holds, as its record says: codec, size, frames, rate, length, sound."""
+    video, audio = record.image.other.get("video"), record.image.other.get("audio")
+    if not isinstance(video, dict):
+        return _sound(record.image.format, audio) if isinstance(audio, dict) else None
+    parts = [
+        joined(record.image.format, video.get("codec"), video.get("pix_fmt"), sep=" "),
+        size(record.image.width, record.image.height),
+        f"{video['frames']} frames" if video.get("frames") is not None else None,
+        f"{number(video['fps'])} fps" if video.get("fps") is not None else None,
+        f"{number(video['duration_s'])} s" if video.get("duration_s") is not None else None,
+        _sound(None, video["audio"]) if isinstance(video.get("audio"), dict) else None,
+    ]
+    return ", ".join(p for p in parts if p)
+
+
+def _sound(container: str | None, sound: dict[str, Any]) -> str:
+    codec = sound.get("codec")
+    parts = [
+        joined(container, codec if codec != container else None, sep=" "),
+        f"{sound['sample_rate']} Hz" if sound.get("sample_rate") else None,
+        f"{sound['channels']} ch" if sound.get("channels") else None,
+        f"{number(sound['duration_s'])} s" if sound.get("duration_s") is not None else None,
+    ]
+    return " ".join(p for p in parts if p)
+
+
 def summary(record: Record) -> str:
     gen, prov = record.generation, record.provenance
     settings = fields(
@@ -67,6 +94,9 @@ def summary(record: Record) -> str:
         f"  settings  : {settings or '-'}",
     ]
     lines.extend(model_line(model) for model in record.models)
+    held = media_line(record)
+    if held:
+        lines.append(f"  file      : {held}")
     if len(record.passes) > 1:
         lines.extend(pass_line(i, p) for i, p in enumerate(record.passes))
     made_by = " ".join(x for x in (prov.generator.name, prov.generator.version) if x)

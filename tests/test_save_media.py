@@ -18,6 +18,7 @@ import pytest
 from conftest import expected, load_workflow
 from PIL import Image as PILImage
 
+from comfyui_provenance.cli.main import main
 from comfyui_provenance.metadata.capture import SaveContext
 from comfyui_provenance.metadata.formats.base import (
     A1111,
@@ -293,3 +294,13 @@ def test_fps_fraction_is_kept(tmp_path: Path) -> None:
     stream = next(s for s in readers.ffprobe(saved.path)["streams"] if s["codec_type"] == "video")
     assert stream["r_frame_rate"] in ("24000/1001", "2997/125")
     assert read(saved.path).generation.fps == pytest.approx(23.976, abs=1e-3)
+
+
+def test_cli_read_says_what_the_file_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    video = save(tmp_path, "mp4", audio=sine(0.5)).path
+    sound = save_audio(sine(), audio_context(), tmp_path, "a", MediaOptions(format="flac"), version="test").path
+    assert main(["read", str(video), str(sound)]) == 0
+    out = capsys.readouterr().out
+    assert "  file      : mp4 h264 yuv420p, 64x48, 8 frames, 24 fps, 0.333 s, aac 44100 Hz 2 ch" in out
+    assert "  file      : flac 44100 Hz 2 ch 1 s" in out
+    assert "frames 8  fps 24" in out
