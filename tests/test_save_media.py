@@ -304,3 +304,22 @@ def test_cli_read_says_what_the_file_holds(tmp_path: Path, capsys: pytest.Captur
     assert "  file      : mp4 h264 yuv420p, 64x48, 8 frames, 24 fps, 0.333 s, aac 44100 Hz 2 ch" in out
     assert "  file      : flac 44100 Hz 2 ch 1 s" in out
     assert "frames 8  fps 24" in out
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [frozenset(), frozenset({A1111}), frozenset({COMFYUI}), frozenset({RECORD}), DEFAULT_TARGETS | {SIDECAR_JSON}],
+    ids=["none", "a1111", "comfyui", "record", "all"],
+)
+@pytest.mark.parametrize("fmt", ["flac", "mp3", "opus"])
+def test_audio_targets(tmp_path: Path, fmt: str, targets: frozenset[str]) -> None:
+    options = MediaOptions(format=fmt, targets=targets)
+    saved = save_audio(sine(0.3), audio_context(), tmp_path, "a", options, version="test")
+    found = extract(saved.path)
+    assert ("prompt" in found.comfy) == (COMFYUI in targets)
+    assert (found.record_json is not None) == (RECORD in targets)
+    assert (found.infotext is not None) == (A1111 in targets)
+    assert saved.path.with_name(saved.path.name + ".xmp").is_file() == (XMP in targets)
+    assert saved.path.with_name(saved.path.name + ".json").is_file() == (SIDECAR_JSON in targets)
+    if targets:
+        assert read(saved.path).generation.seed == expected(AUDIO)["seed"]
