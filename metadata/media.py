@@ -67,7 +67,7 @@ def _video_writer(clip: Clip, options: MediaOptions) -> _Writer:
     name = options.format
     if name in ANIMATED:
         fmt = by_name(ANIMATED[name])
-        anim = Animation(frames=[_pil(f) for f in clip.frames], fps=clip.fps)
+        anim = Animation(frames=[_pil(clip.frame(i)) for i in range(clip.count)], fps=clip.fps)
         return _Writer(
             name,
             fmt.extensions[0],
@@ -95,16 +95,15 @@ def _pil(frame: np.ndarray) -> PILImage.Image:
 
 
 def clip_from(frames: Any, fps: float | Fraction, audio: AudioClip | None = None) -> Clip:
-    """A Clip from ComfyUI's IMAGE batch (floats 0..1, or uint8), checked; ValueError in words otherwise."""
+    """A Clip from ComfyUI's IMAGE batch (floats 0..1, or uint8), checked; ValueError in words otherwise.
+
+    A CPU tensor's numpy view shares its memory: nothing is copied or converted here (Clip.frame).
+    """
     array = frames.cpu().numpy() if hasattr(frames, "cpu") else np.asarray(frames)
     if array.ndim == 3:
         array = array[None]
     if array.ndim != 4 or array.shape[0] == 0 or array.shape[3] not in (1, 3, 4):
         raise ValueError(f"expected a batch of RGB or RGBA frames, got an array of shape {tuple(array.shape)}")
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    if array.shape[3] == 1:
-        array = np.repeat(array, 3, axis=3)
     rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
     if rate <= 0:
         raise ValueError(f"fps must be above 0, got {float(fps)}")
@@ -114,7 +113,7 @@ def clip_from(frames: Any, fps: float | Fraction, audio: AudioClip | None = None
 def describe(clip: Clip, options: MediaOptions) -> dict[str, Any]:
     """What the file will hold: frames, fps, duration, codec, pixel format, size, sound."""
     codec, pix_fmt, pix_fmt_alpha, unit = HOLDS[options.format]
-    alpha = clip.frames.shape[3] == 4
+    alpha = clip.alpha
     width, height = clip.size
     count = clip.count
     if options.format in ("mp4", "mkv", "webm"):

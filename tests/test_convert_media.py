@@ -15,13 +15,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import av
 import media_readers as readers
 import pytest
 from conftest import REQUIRE_READERS, expected, load_workflow
 from test_media_readers import save_audio, save_video, save_webm
 
 from comfyui_provenance.metadata.convert import CONVERTED, SKIPPED, convert_file
-from comfyui_provenance.metadata.formats.video import packet_digests
+from comfyui_provenance.metadata.errors import SerializeError
+from comfyui_provenance.metadata.formats.video import packet_digests, same_packets
 from comfyui_provenance.metadata.read import extract, read
 
 WORKFLOW = "default"
@@ -122,3 +124,19 @@ def test_vhs_both_layouts(tmp_path: Path, graph: Any) -> None:
         converted(path)
         check_record(path, 6)
         assert read(path).generation.fps == pytest.approx(8)
+
+
+def test_the_packet_check_refuses_a_re_encode(tmp_path: Path, graph: Any) -> None:
+    a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    save_video(a, *graph)
+    shutil.copyfile(a, tmp_path / "copy.mkv")
+    same_packets(a, tmp_path / "copy.mkv")  # identical: no error
+    with av.open(str(a)) as source, av.open(str(b), "w", format="matroska") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.options = {"crf": "40"}
+        for frame in source.decode(video=0):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with pytest.raises(SerializeError, match="packets differ"):
+        same_packets(a, b)

@@ -154,7 +154,12 @@ class AudioClip:
 
 @dataclass
 class Clip:
-    """A video to be written: (frames, height, width, 3 or 4) uint8 pixels, a frame rate, maybe sound."""
+    """A video to be written: (frames, height, width, 1, 3 or 4) pixels, a frame rate, maybe sound.
+
+    The pixels stay as ComfyUI hands them (floats 0..1, or uint8) and each frame is converted only
+    when it is encoded: converting a whole batch at once holds two float copies of it (gigabytes for
+    a long 720p clip) and costs a quarter of the save.
+    """
 
     frames: Any
     fps: Fraction
@@ -167,6 +172,24 @@ class Clip:
     @property
     def size(self) -> tuple[int, int]:
         return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+    @property
+    def alpha(self) -> bool:
+        return int(self.frames.shape[3]) == 4
+
+    def frame(self, index: int, *, pad: tuple[int, int] = (0, 0)) -> Any:
+        """Frame `index` as (height, width, 3 or 4) uint8, as core converts it (clipped, truncated),
+        with `pad` (columns, rows) of its last column and row repeated."""
+        import numpy as np
+
+        pixels = self.frames[index]
+        if pixels.dtype != np.uint8:
+            pixels = np.clip(pixels * 255.0, 0, 255).astype(np.uint8)
+        if pixels.shape[2] == 1:
+            pixels = np.repeat(pixels, 3, axis=2)
+        if pad != (0, 0):
+            pixels = np.pad(pixels, ((0, pad[1]), (0, pad[0]), (0, 0)), mode="edge")
+        return pixels
 
 
 @dataclass(frozen=True)
