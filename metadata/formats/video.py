@@ -282,7 +282,8 @@ def same_packets(source: Path, written: Path) -> None:
             earlier = waiting[wanted].popleft()
             held -= 1
             same = (earlier.pts, earlier.dts, earlier.size) == (packet.pts, packet.dts, packet.size)
-            if not same or memoryview(earlier) != memoryview(packet):
+            # numpy compares the two packets' buffers in place (a memoryview compares item by item).
+            if not same or not np.array_equal(np.frombuffer(earlier, np.uint8), np.frombuffer(packet, np.uint8)):
                 raise SerializeError(DIFFER)
         if any(waiting) or next(source_packets, None) is not None:
             raise SerializeError(DIFFER)
