@@ -323,3 +323,14 @@ def test_audio_targets(tmp_path: Path, fmt: str, targets: frozenset[str]) -> Non
     assert saved.path.with_name(saved.path.name + ".json").is_file() == (SIDECAR_JSON in targets)
     if targets:
         assert read(saved.path).generation.seed == expected(AUDIO)["seed"]
+
+
+@pytest.mark.parametrize("fmt", ["flac", "mp3", "opus"])
+def test_audio_disable_metadata(tmp_path: Path, fmt: str) -> None:
+    options = MediaOptions(format=fmt, disable_metadata=True)
+    saved = save_audio(sine(0.3), audio_context(), tmp_path, "a", options, version="test")
+    assert saved.record is None
+    found = extract(saved.path)
+    assert not found.comfy and found.record_json is None and found.infotext is None
+    assert readers.tag(readers.ffprobe(saved.path), "prompt") is None
+    assert [p.name for p in tmp_path.iterdir()] == [saved.path.name]
