@@ -50,7 +50,7 @@ FRAMES, FPS = 6, 12.0
 
 @pytest.fixture(scope="module")
 def checkout() -> Path:
-    return harness.require_checkout("the Save Video/Audio end-to-end tests")
+    return harness.require_checkout("Save Video/Audio end-to-end tests")
 
 
 @pytest.fixture(scope="module")
