@@ -40,16 +40,35 @@ else:
     __all__ = ["comfy_entrypoint"]
 
 
+def _user_folder() -> None:
+    """Inside ComfyUI: `<user directory>/provenance/` holds the settings file and the user's capture rules,
+    named here once for the whole process, never during a run."""
+    try:
+        from . import compat
+        from .metadata import settings
+        from .metadata.parser.rules import set_user_rules_dir
+
+        folder = compat.user_directory() / "provenance"
+    except ImportError:  # no folder_paths: not a real ComfyUI after all
+        return
+    except Exception:  # without it the defaults and PROVENANCE_* variables apply: never cost the user the node
+        logging.getLogger(__name__).warning("Provenance: no user settings folder", exc_info=True)
+        return
+    settings.set_file(folder / settings.FILE_NAME)
+    set_user_rules_dir(folder / "rules")
+
+
 def _log_level() -> None:
-    """PROVENANCE_LOG_LEVEL (DEBUG, INFO, ...) sets the pack's own log level, leaving ComfyUI's alone.
+    """The `log_level` setting (PROVENANCE_LOG_LEVEL: DEBUG, INFO, ...) sets the pack's own log level,
+    leaving ComfyUI's alone.
 
     ComfyUI (0.33) sets its console handler to --verbose's level (INFO by default), so below INFO
     the pack's records get a console handler of their own instead of going through ComfyUI's.
     """
-    import os
+    from .metadata import settings
 
-    level = os.environ.get("PROVENANCE_LOG_LEVEL", "").strip().upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+    level = settings.current().log_level
+    if not level:
         return
     pack = logging.getLogger(__name__)
     pack.setLevel(level)
@@ -58,9 +77,6 @@ def _log_level() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         pack.addHandler(handler)
         pack.propagate = False
-
-
-_log_level()
 
 
 def _start_runtime_hooks() -> None:
@@ -74,5 +90,8 @@ def _start_runtime_hooks() -> None:
 
 
 # ComfyUI's main.py imports `execution` before it loads any pack; a plain `import comfyui_provenance` has not.
+if "execution" in sys.modules:
+    _user_folder()
+_log_level()
 if "execution" in sys.modules:
     _start_runtime_hooks()

@@ -17,9 +17,9 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from . import convert, demo, parse, read, rules
+from . import batch, convert, demo, diff, manifest, parse, read, reproduce, rules
 from .errors import CliError, report
-from .options import global_flags, verbose
+from .options import global_flags, use_settings, verbose
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, ModuleType]] = {
     "demo": ("save the bundled examples as PNG, JPEG and WEBP and read them back", demo),
     "convert": ("stamp files ComfyUI core wrote with the full metadata, pixels untouched", convert),
     "rules": ("check, list and draft capture rules; snapshot node schemas", rules),
+    "diff": ("what differs between two files, manifests or manifest entries", diff),
+    "reproduce": ("re-run a file's (or manifest entry's) prompt on a ComfyUI server and compare", reproduce),
+    "batch": ("run a batch template (variations, seeds) on a ComfyUI server; write manifest.json", batch),
+    "manifest": ("build a run manifest from the manifest target's logs; inspect one", manifest),
 }
 
 
@@ -79,6 +83,7 @@ def dispatch(argv: Sequence[str] | None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # -v opens the pack's own logs only: Pillow's debug logging would drown them.
     logging.getLogger(PACK_LOGGER).setLevel(logging.DEBUG if verbose(args) else logging.NOTSET)
+    use_settings(args)
     status: int = COMMANDS[args.command][1].run(args)
     return status
 

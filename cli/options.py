@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
+from ..metadata import settings
 from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS
 from ..metadata.formats.base import parse_targets as targets_from
 from .errors import CliError
@@ -21,7 +22,25 @@ def global_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what happens")
     flags.add_argument("--version", action="version", version=f"provenance {__version__}")
+    flags.add_argument(
+        "--settings",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="a settings file (JSON, as ComfyUI's <user>/provenance/settings.json) for this run",
+    )
     return flags
+
+
+def use_settings(args: argparse.Namespace) -> None:
+    """--settings FILE becomes this process's settings file, checked first: a usage error names the key."""
+    path = getattr(args, "settings", None)
+    if path is None:
+        return
+    try:
+        settings.read_file(path, strict=True)
+    except settings.SettingsError as err:
+        raise CliError(f"--settings: {err}", status=2) from err
+    settings.set_file(path)
 
 
 def verbose(args: argparse.Namespace) -> bool:

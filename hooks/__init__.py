@@ -1,10 +1,10 @@
 """Runtime hooks: opt-in capture of what ComfyUI actually ran (PROVENANCE_HOOKS=1), per prompt.
 
-Off by default. With PROVENANCE_HOOKS set to 1/true/on/yes (any case) when ComfyUI imports the
-pack, `setup_in_comfyui` wraps four points of ComfyUI's execution engine (hooks/comfyui.py);
-anything else leaves ComfyUI's objects untouched. Save nodes read the result through
-`snapshot`/`mark_used` (hooks/session.py, the data contract). GET /provenance/status says what
-is installed, skipped, in conflict or disabled, and why.
+Off by default. With PROVENANCE_HOOKS set to 1/true/on/yes (any case), or `"hooks": true` in the
+settings file, when ComfyUI imports the pack (a process-start switch), `setup_in_comfyui` wraps four
+points of ComfyUI's execution engine (hooks/comfyui.py); anything else leaves ComfyUI's objects
+untouched. Save nodes read the result through `snapshot`/`mark_used` (hooks/session.py, the data
+contract). GET /provenance/status says what is installed, skipped, in conflict or disabled, and why.
 
 Conflicts with other packs: wrap on top of an existing wrapper and warn once (details in
 hooks/safety.py). Failures of our own code never reach ComfyUI: each is logged once, and a hook
@@ -14,10 +14,12 @@ that failed 3 times turns itself off for the rest of the process.
 from __future__ import annotations
 
 import logging
-import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
+from ..metadata import settings
+from ..metadata.settings_keys import env_name
 from .safety import Hook
 from .session import REGISTRY, hooks_active, mark_used, register_hooks, snapshot
 
@@ -36,23 +38,22 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ENV = "PROVENANCE_HOOKS"
-DEBUG_ENV = "PROVENANCE_HOOKS_DEBUG"  # tests only: keep released snapshots, serve them on a debug route
-_TRUE = frozenset({"1", "true", "on", "yes"})
+# Read once when ComfyUI loads the pack (a process-start switch: the hooks patch ComfyUI for the whole process).
+ENV = env_name("hooks")
+DEBUG_ENV = env_name("hooks_debug")  # tests only: keep released snapshots, serve them on a debug route
 
 _lock = threading.Lock()
 _hooks: list[Hook] = []
 _target: dict[str, Any] = {"execution": None}  # the module the current hooks patch
 
 
-def enabled_by_env(environ: Any = None) -> bool:
-    value = (os.environ if environ is None else environ).get(ENV, "")
-    return str(value).strip().lower() in _TRUE
+def enabled_by_env(environ: Mapping[str, str] | None = None) -> bool:
+    """The `hooks` setting (PROVENANCE_HOOKS=1/true/on/yes, or the settings file); `environ` alone in tests."""
+    return (settings.current() if environ is None else settings.load(environ=environ)).hooks
 
 
-def debug_enabled(environ: Any = None) -> bool:
-    value = (os.environ if environ is None else environ).get(DEBUG_ENV, "")
-    return str(value).strip().lower() in _TRUE
+def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    return (settings.current() if environ is None else settings.load(environ=environ)).hooks_debug
 
 
 def install(execution: Any = None) -> bool:
@@ -105,7 +106,7 @@ def status() -> dict[str, Any]:
     enabled = enabled_by_env()
     hooks = {h.key: h.status() for h in installed_hooks()}
     if not hooks:
-        reason = "hooks not installed" if enabled else f"{ENV} is not set to 1/true/on/yes"
+        reason = "hooks not installed" if enabled else f"{ENV} is not set to 1/true/on/yes (nor hooks in settings.json)"
         hooks = {
             key: {"target": target, "installed": False, "active": False, "skipped": reason}
             for key, target in TARGETS.items()

@@ -8,37 +8,38 @@ ComfyUI's loaders find them, and queues it on the background hasher
 (metadata/hashing/background.py), whose results land in the hash cache the save node reads.
 With the runtime hooks on, a loader that runs (a model chosen by a switch at run time, say)
 queues its file too. Nothing here can fail a prompt: every error is logged once.
-PROVENANCE_HASH_PREFETCH=0 (or ComfyUI's --disable-metadata) turns it off. Tested with ComfyUI 0.33.0 (commit 783545f6).
+The `hash_prefetch` setting off (PROVENANCE_HASH_PREFETCH=0, read once at start-up) or ComfyUI's
+--disable-metadata turns it off. Tested with ComfyUI 0.33.0 (commit 783545f6).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import compat
+from ..metadata import settings
 from ..metadata.hashing import shared_background, shared_cache
 from ..metadata.parser.parse import WorkflowParser
-from ..metadata.parser.rules import default_rules, set_user_rules_dir
+from ..metadata.parser.rules import default_rules
 from ..metadata.record import Model
+from ..metadata.settings_keys import env_name
 from ..metadata.workers import Workers
 
 logger = logging.getLogger(__name__)
 
-ENV = "PROVENANCE_HASH_PREFETCH"
+ENV = env_name("hash_prefetch")
 # The nodes whose saves use the hashes (node ids are permanent contracts: nodes/save_image.py).
 SAVE_NODES = frozenset({"ProvenanceSaveImage"})
-_OFF = frozenset({"0", "false", "off", "no"})
 
 _state: dict[str, Any] = {"workers": None, "registered": False, "failures": set()}
 _lock = threading.Lock()
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
-    return str((os.environ if environ is None else environ).get(ENV, "1")).strip().lower() not in _OFF
+    return (settings.current() if environ is None else settings.load(environ=environ)).hash_prefetch
 
 
 def _workers() -> Workers:
@@ -79,7 +80,6 @@ def prefetch_prompt(prompt: Mapping[str, Any]) -> int:
     if not saves:
         return 0
     _warm()
-    set_user_rules_dir(compat.user_directory() / "provenance" / "rules")
     parser = WorkflowParser()
     models = {(m.role, m.name): m for save in saves for m in parser.parse(prompt, save).models}
     return queue_models(models.values())

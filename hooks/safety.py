@@ -37,11 +37,14 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..metadata import settings
+from ..metadata.settings_keys import env_name
+
 logger = logging.getLogger(__name__)
 
 MARKER = "__comfyui_provenance_hook__"
 MAX_FAILURES = 3
-FAULT_ENV = "PROVENANCE_HOOKS_FAULT"
+FAULT_ENV = env_name("hooks_fault")
 
 # One lock for every patch: install/uninstall of different hooks may touch the same owner.
 _PATCH_LOCK = threading.RLock()
@@ -120,7 +123,7 @@ class Hook:
         self.conflict: str | None = None
         self._had_own = False
         self._logged: set[str] = set()
-        self._faults = frozenset(s.strip() for s in os.environ.get(FAULT_ENV, "").split(",") if s.strip())
+        self._faults = frozenset(settings.current().hooks_fault)
 
     # --- the parts subclasses write ---------------------------------------------------------------
 

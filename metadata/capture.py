@@ -66,6 +66,18 @@ def _chunks(prompt: Mapping[str, Any] | None, extra: Mapping[str, Any] | None) -
     return out
 
 
+def graph_only(prompt: Mapping[str, Any]) -> dict[str, Any]:
+    """The prompt as a graph. ComfyUI's executor adds `is_changed` to each node it checked (`[NaN]`
+    for a node that always re-runs, the usual idiom): an execution detail, not part of the graph,
+    and not JSON, so the record never keeps it (core's own prompt chunk does)."""
+    if not any(isinstance(node, Mapping) and "is_changed" in node for node in prompt.values()):
+        return dict(prompt)
+    return {
+        key: {k: v for k, v in node.items() if k != "is_changed"} if isinstance(node, Mapping) else node
+        for key, node in prompt.items()
+    }
+
+
 def scrub(value: Any) -> Any:
     """A copy of `value` without credential keys, at any depth."""
     if isinstance(value, Mapping):
@@ -90,7 +102,7 @@ def build_record(
     A capture failure still yields a record that says so; a merge failure the parser's record.
     """
     context = context.scrubbed()
-    prompt = dict(context.prompt) if context.prompt is not None else None
+    prompt = graph_only(context.prompt) if context.prompt is not None else None
     workflow = dict(context.workflow) if context.workflow is not None else None
     mode = "parser"
     try:

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image as PILImage
 
-from . import files
+from . import files, manifest_log
 from . import runtime as runtime_merge
 from .capture import SaveContext, build_record, short, stamp_media
 from .formats import sidecar
@@ -218,7 +218,9 @@ def _save(
     for _ in range(MAX_NAME_ATTEMPTS):
         path, counter = _free(folder, base, counter, writer.extension, trailing=trailing)
         try:
-            return _write(writer, path, subfolder, base_record=record, comfy=comfy, options=options, info=info)
+            saved = _write(writer, path, subfolder, base_record=record, comfy=comfy, options=options, info=info)
+            manifest_log.note(saved, options.targets)  # guarded: a failure is a warning
+            return saved
         except files.NameTaken:  # another save published this name first: take the next one
             counter += 1
     raise OSError(f"no free file name for {base!r} in {folder} after {MAX_NAME_ATTEMPTS} tries")

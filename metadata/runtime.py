@@ -18,23 +18,23 @@ import dataclasses
 import json
 import logging
 import math
-import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from .limits import KIB, RUNTIME_INLINE_MAX
+from . import settings
+from .limits import KIB
 from .parser.parse import WorkflowParser
 from .parser.runtime_view import RuntimeView
 from .record import Generation, Record
+from .settings_keys import env_name
 
 logger = logging.getLogger(__name__)
 
 MODE = "parser+hooks"
 TARGET = "runtime"
 SIDECAR = "sidecar:runtime"
-ENV_INLINE_KB = "PROVENANCE_RUNTIME_INLINE_KB"
+ENV_INLINE_KB = env_name("runtime_inline_kb")
 SKIP_GENERATION = frozenset({"other", "api_node"})
 PASS_FIELDS = (
     *("seed", "steps", "cfg", "sampler", "scheduler", "denoise", "start_step", "end_step", "positive"),
@@ -261,22 +261,9 @@ class Spill:
 
 
 def inline_budget() -> int:
-    """Bytes the runtime block may take inline: PROVENANCE_RUNTIME_INLINE_KB (KiB), else limits.py's default."""
-    return _budget(os.environ.get(ENV_INLINE_KB, ""))
-
-
-@cache
-def _budget(text: str) -> int:
-    if not text.strip():
-        return RUNTIME_INLINE_MAX
-    try:
-        kib = float(text)
-    except ValueError:
-        kib = -1.0
-    if not math.isfinite(kib) or kib < 0:
-        logger.warning("provenance: %s=%r is not a size in KiB; using %d", ENV_INLINE_KB, text, RUNTIME_INLINE_MAX)
-        return RUNTIME_INLINE_MAX
-    return int(kib * KIB)
+    """Bytes the runtime block may take inline: the `runtime_inline_kb` setting (PROVENANCE_RUNTIME_INLINE_KB;
+    default limits.RUNTIME_INLINE_MAX)."""
+    return int(settings.current().runtime_inline_kb * KIB)
 
 
 def spill(record: Record, sidecar_name: str) -> Spill | None:

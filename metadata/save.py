@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from . import files, infotext
+from . import files, infotext, manifest_log
 from . import runtime as runtime_merge
 from .capture import SaveContext, build_record, short
 from .formats import sidecar, xmp
@@ -183,6 +183,7 @@ def save_images(
                 else:
                     record = _for_image(base_record, pil, index, len(pils), fmt=fmt.name, name=path.name)
                     saved.append(_write_one(job, record))
+                manifest_log.note(saved[-1], options.targets)  # guarded: a failure is a warning
                 break
             except files.NameTaken:  # another save published this name first: take the next one
                 counter += 1

@@ -6,11 +6,25 @@ from typing import Any
 
 from .. import compat
 from ..metadata.formats.base import TARGETS
+from ..metadata.settings import OPTIONS_EXAMPLE
 from . import save_image as spec
 from . import save_media as media
 
 api = compat.v3_api()
 io = api.io
+
+
+def _options_input(tooltip: str) -> Any:
+    """The `options` text box: per-run settings as JSON (no dynamic prompts: `{...}` is the JSON, not a choice)."""
+    return io.String.Input(
+        "options",
+        default="",
+        multiline=True,
+        placeholder=OPTIONS_EXAMPLE,
+        dynamic_prompts=False,
+        optional=True,
+        tooltip=tooltip,
+    )
 
 
 class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
@@ -39,6 +53,7 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
                 ),
                 io.Boolean.Input("prefer_runtime", default=True, optional=True, tooltip=tip["prefer_runtime"]),
                 io.Boolean.Input("lora_tags", default=True, optional=True, tooltip=tip["lora_tags"]),
+                _options_input(tip["options"]),
             ],
             outputs=[io.Image.Output(display_name="images")],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo, io.Hidden.unique_id],
@@ -55,8 +70,9 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
         quality: int = spec.DEFAULTS["quality"],
         lossless: bool = spec.DEFAULTS["lossless"],
         targets: Any = None,
-        prefer_runtime: bool | None = True,
-        lora_tags: bool | None = True,
+        prefer_runtime: bool | None = None,
+        lora_tags: bool | None = None,
+        options: str = "",
     ) -> Any:
         hidden = cls.hidden
         results = spec.run(
@@ -71,6 +87,7 @@ class ProvenanceSaveImage(io.ComfyNode):  # type: ignore[misc,name-defined]
             unique_id=hidden.unique_id,
             prefer_runtime=prefer_runtime,
             lora_tags=lora_tags,
+            options=options,
         )
         return io.NodeOutput(images, ui={"images": results})
 
@@ -82,6 +99,7 @@ def _common_inputs(tip: dict[str, str]) -> list[Any]:
         ),
         io.Boolean.Input("prefer_runtime", default=True, optional=True, tooltip=tip["prefer_runtime"]),
         io.Boolean.Input("lora_tags", default=True, optional=True, tooltip=tip["lora_tags"]),
+        _options_input(tip["options"]),
     ]
 
 
@@ -127,8 +145,9 @@ class ProvenanceSaveVideo(io.ComfyNode):  # type: ignore[misc,name-defined]
         lossless: bool = False,
         quality: int = 90,
         targets: Any = None,
-        prefer_runtime: bool | None = True,
-        lora_tags: bool | None = True,
+        prefer_runtime: bool | None = None,
+        lora_tags: bool | None = None,
+        options: str = "",
     ) -> Any:
         hidden = cls.hidden
         results = media.run_video(
@@ -147,6 +166,7 @@ class ProvenanceSaveVideo(io.ComfyNode):  # type: ignore[misc,name-defined]
             unique_id=hidden.unique_id,
             prefer_runtime=prefer_runtime,
             lora_tags=lora_tags,
+            options=options,
         )
         return io.NodeOutput(ui={"images": results, "animated": (True,)})
 
@@ -189,8 +209,9 @@ class ProvenanceSaveAudio(io.ComfyNode):  # type: ignore[misc,name-defined]
         format: str = "flac",
         bitrate: str = "128k",
         targets: Any = None,
-        prefer_runtime: bool | None = True,
-        lora_tags: bool | None = True,
+        prefer_runtime: bool | None = None,
+        lora_tags: bool | None = None,
+        options: str = "",
     ) -> Any:
         hidden = cls.hidden
         results = media.run_audio(
@@ -204,6 +225,7 @@ class ProvenanceSaveAudio(io.ComfyNode):  # type: ignore[misc,name-defined]
             unique_id=hidden.unique_id,
             prefer_runtime=prefer_runtime,
             lora_tags=lora_tags,
+            options=options,
         )
         return io.NodeOutput(ui={"audio": results})
 

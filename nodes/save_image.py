@@ -5,21 +5,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 
 from .. import __version__, compat
+from ..metadata import settings
 from ..metadata.capture import SaveContext
 from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS, parse_targets
 from ..metadata.hashing import hash_models, shared_background, shared_cache, wait_cap
-from ..metadata.parser.rules import set_user_rules_dir
 from ..metadata.record import Model
 from ..metadata.save import SavedFile, SaveOptions, save_images
 
 logger = logging.getLogger(__name__)
-# The last save's timing, for the debug line below (one save runs at a time in ComfyUI's worker).
-_timing: dict[str, float] = {"hash_wait_ms": 0.0}
+# The model-hash waits of the save running in this context, for run()'s debug line: a ContextVar, so two
+# saves running at once (two ComfyUI instances in one process, a test's threads) never share one.
+_hash_waits: ContextVar[list[float] | None] = ContextVar("provenance_hash_waits", default=None)
 
 NODE_ID = "ProvenanceSaveImage"
 DISPLAY_NAME = "Save Image (Provenance)"
@@ -45,7 +47,8 @@ TOOLTIPS = {
     "lossless": "Lossless WEBP. Ignored for PNG and JPEG.",
     "targets": "Where the metadata goes: a1111 (parameters/UserComment), comfyui (prompt+workflow), "
     "record (canonical JSON, embedded), xmp (IPTC/Dublin Core), sidecar_json/sidecar_xmp/sidecar_txt "
-    "(files beside the image). A JSON sidecar is also written when something does not fit.",
+    "(files beside the image), manifest (a line per file in the folder's manifest.jsonl, for "
+    "`provenance manifest build`). A JSON sidecar is also written when something does not fit.",
     "lora_tags": "Append the LoRAs to the A1111 prompt as <lora:name:weight> tags, as A1111 writes them, so "
     "Civitai and A1111-style readers see each LoRA with its weight. The record and ComfyUI's own prompt/workflow "
     "keep the literal prompt either way.",
@@ -53,6 +56,9 @@ TOOLTIPS = {
     "switch choices, values custom nodes computed) into the record, recording where it differed from the "
     "graph. Only matters when ComfyUI was started with PROVENANCE_HOOKS=1, which installs the hooks; "
     "otherwise, or when off, the record comes from the graph alone.",
+    "options": "Per-run settings as a JSON object, e.g. " + settings.OPTIONS_EXAMPLE + ". They apply to this save "
+    "only and win over the inputs above of the same name. Keys: " + ", ".join(settings.PER_RUN) + ". Empty: "
+    "the settings file and PROVENANCE_* variables apply.",
 }
 
 
@@ -60,13 +66,15 @@ def comfyui_hasher(models: list[Model]) -> None:
     """Hash the record's models where ComfyUI loads them, cached in ComfyUI's user directory.
 
     The hashing runs on the background hasher, which the prompt handler usually started when the
-    prompt was posted; the save waits at most PROVENANCE_HASH_WAIT_S for what is still missing.
+    prompt was posted; the save waits at most the `hash_wait_s` setting for what is still missing.
     """
     cache = shared_cache(compat.hash_cache_directory())
     background, locator = shared_background(cache), compat.model_locator()
     started = time.perf_counter()
     hash_models(models, locator, cache, background=background, wait_s=wait_cap())
-    _timing["hash_wait_ms"] = (time.perf_counter() - started) * 1000
+    waits = _hash_waits.get()
+    if waits is not None:
+        waits.append((time.perf_counter() - started) * 1000)
 
 
 def runtime_snapshot(prompt_id: str | None) -> dict[str, Any] | None:
@@ -112,45 +120,58 @@ def run(
     prompt: Mapping[str, Any] | None,
     extra_pnginfo: Mapping[str, Any] | None,
     unique_id: str | None,
-    prefer_runtime: bool | None = True,
-    lora_tags: bool | None = True,
+    prefer_runtime: bool | None = None,
+    lora_tags: bool | None = None,
+    options: str | Mapping[str, Any] | None = None,
 ) -> list[dict[str, str]]:
-    """Save the batch; returns the UI preview entries core's SaveImage returns (see with_session)."""
+    """Save the batch; returns the UI preview entries core's SaveImage returns (see with_session).
+
+    An input left out (None) takes the settings' value; `options` overrides settings for this save."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    options = SaveOptions(
-        format=format,
-        quality=quality,
-        lossless=lossless,
-        targets=DEFAULT_TARGETS if targets is None else parse_targets(targets),
-        disable_metadata=compat.metadata_disabled(),
-        lora_tags=lora_tags is not False,
-    )
+    disabled = compat.metadata_disabled()
 
     def save(context: SaveContext, snapshot: Mapping[str, Any] | None) -> list[SavedFile]:
+        chosen = SaveOptions(
+            format=format,
+            quality=quality,
+            lossless=lossless,
+            targets=node_targets(targets),
+            disable_metadata=disabled,
+            lora_tags=node_value("lora_tags", lora_tags) is not False,
+        )
         return save_images(
             _arrays(images),
             context,
             compat.output_directory(),
             filename_prefix,
-            options,
+            chosen,
             version=__version__,
             namer=compat.save_namer(),
             hasher=comfyui_hasher,
             runtime=snapshot,
         )
 
-    started = time.perf_counter()
-    _timing["hash_wait_ms"] = 0.0
-    saved = with_session(
-        prompt, extra_pnginfo, unique_id, prefer_runtime=prefer_runtime, disabled=options.disable_metadata, save=save
-    )
+    started, waits = time.perf_counter(), list[float]()
+    token = _hash_waits.set(waits)
+    try:
+        saved = with_session(
+            prompt,
+            extra_pnginfo,
+            unique_id,
+            prefer_runtime=prefer_runtime,
+            disabled=disabled,
+            save=save,
+            options=options,
+        )
+    finally:
+        _hash_waits.reset(token)
     # benchmarks/first_save.py reads this line (PROVENANCE_LOG_LEVEL=DEBUG shows it in ComfyUI's log).
     logger.debug(
         "provenance: saved %d file(s) in %.1f ms (%.1f ms waiting for model hashes)",
         len(saved),
         (time.perf_counter() - started) * 1000,
-        _timing["hash_wait_ms"],
+        sum(waits),
     )
     return previews(saved)
 
@@ -168,11 +189,15 @@ def with_session(
     prefer_runtime: bool | None,
     disabled: bool,
     save: Callable[[SaveContext, Mapping[str, Any] | None], list[SavedFile]],
+    options: str | Mapping[str, Any] | None = None,
 ) -> list[SavedFile]:
-    """`save` with the run's context and, with `prefer_runtime` (None, from a prompt that predates the
-    input, counts as on), the hook session's snapshot; the session is told afterwards that this save
-    node is done with the prompt, merged or not, whatever happened."""
-    set_user_rules_dir(compat.user_directory() / "provenance" / "rules")
+    """`save` with the run's context and, with `prefer_runtime` (None: the input was left out, the setting
+    decides; on by default), the hook session's snapshot; the session is told afterwards that this save
+    node is done with the prompt, merged or not, whatever happened.
+
+    `options` (the node's input: a JSON object of per-run settings) is applied with settings.override
+    around all of it, so it changes what this save reads and nothing else; bad JSON or an unknown key
+    fails the node with a ValueError listing the allowed keys."""
     prompt_id = compat.current_prompt_id()
     context = SaveContext(
         prompt=prompt,
@@ -181,9 +206,24 @@ def with_session(
         prompt_id=prompt_id,
         comfyui_version=compat.comfyui_version(),
     )
-    snapshot = runtime_snapshot(prompt_id) if prefer_runtime is not False and not disabled else None
     try:
-        return save(context, snapshot)
+        with settings.override(**settings.parse_overrides(options)):
+            wanted = node_value("prefer_runtime", prefer_runtime) is not False
+            snapshot = runtime_snapshot(prompt_id) if wanted and not disabled else None
+            return save(context, snapshot)
     finally:
         if prompt_id is not None and context.save_node_id is not None:
             mark_used(prompt_id, context.save_node_id)  # the session waits for each save node
+
+
+def node_value(key: str, given: Any) -> Any:
+    """A node input's value: an override naming `key` (the node's `options`) wins, then the input as the
+    prompt gave it, then the settings (the input was left out of the prompt)."""
+    if given is None or key in settings.overridden():
+        return getattr(settings.current(), key)
+    return given
+
+
+def node_targets(given: str | Iterable[str] | None) -> frozenset[str]:
+    """The `targets` input the same way; ValueError naming the allowed targets for an unknown one."""
+    return parse_targets(node_value("targets", given))

@@ -11,10 +11,11 @@ import numpy as np
 
 from .. import __version__, compat
 from ..metadata.capture import SaveContext
-from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS, AudioClip, Clip, MediaOptions, parse_targets
+from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS, AudioClip, Clip, MediaOptions
 from ..metadata.media import AUDIO_FORMATS, VIDEO_FORMATS, clip_from, save_audio, save_video
 from ..metadata.save import SavedFile
-from .save_image import comfyui_hasher, previews, with_session
+from .save_image import TOOLTIPS as IMAGE_TOOLTIPS
+from .save_image import comfyui_hasher, node_targets, node_value, previews, with_session
 
 logger = logging.getLogger(__name__)
 
@@ -56,21 +57,24 @@ TOOLTIPS = {
     "lossless": "Lossless encoding where the codec has it (H.264, VP9, WEBP). APNG is always lossless.",
     "quality": "Animated WEBP quality (1-100) when not lossless.",
     "targets": "Where the metadata goes: a1111 (the container's comment), comfyui (prompt+workflow), record "
-    "(canonical JSON), xmp (IPTC/Dublin Core), sidecar_json/sidecar_xmp/sidecar_txt (files beside the file).",
+    "(canonical JSON), xmp (IPTC/Dublin Core), sidecar_json/sidecar_xmp/sidecar_txt (files beside the file), "
+    "manifest (a line per file in the folder's manifest.jsonl).",
     "prefer_runtime": "Merge what the executor really saw (PROVENANCE_HOOKS=1) into the record.",
     "lora_tags": "Append the LoRAs to the A1111 prompt as <lora:name:weight> tags.",
     "audio_in": "The sound to save; each item of a batch becomes its own file.",
     "audio_format": "flac (lossless), mp3 or opus, as core's Save Audio nodes write them.",
     "bitrate": "mp3/opus bitrate (flac is lossless).",
+    "options": IMAGE_TOOLTIPS["options"],
 }
 
 
 def _options(fmt: str, targets: str | Iterable[str] | None, lora_tags: bool | None, **codec: Any) -> MediaOptions:
+    """What the save writes; inside with_session, where the node's `options` and the settings apply."""
     return MediaOptions(
         format=fmt,
-        targets=DEFAULT_TARGETS if targets is None else parse_targets(targets),
+        targets=node_targets(targets),
         disable_metadata=compat.metadata_disabled(),
-        lora_tags=lora_tags is not False,
+        lora_tags=node_value("lora_tags", lora_tags) is not False,
         **codec,
     )
 
@@ -116,21 +120,15 @@ def run_video(
     prompt: Mapping[str, Any] | None,
     extra_pnginfo: Mapping[str, Any] | None,
     unique_id: str | None,
-    prefer_runtime: bool | None = True,
-    lora_tags: bool | None = True,
+    prefer_runtime: bool | None = None,
+    lora_tags: bool | None = None,
+    options: str | Mapping[str, Any] | None = None,
 ) -> list[dict[str, str]]:
     """Save one video; the preview entries core's SaveVideo shows ({"images": [...], "animated": [true]})."""
     if format not in VIDEO_FORMATS:
         raise ValueError(f"format must be one of {', '.join(VIDEO_FORMATS)}, got {format!r}")
     clip = clip_of(images, video, audio, fps)
-    options = _options(
-        format,
-        targets,
-        lora_tags,
-        crf=None if crf is None or crf < 0 else crf,
-        lossless=bool(lossless),
-        quality=quality,
-    )
+    codec = {"crf": None if crf is None or crf < 0 else crf, "lossless": bool(lossless), "quality": quality}
 
     def save(context: SaveContext, snapshot: Mapping[str, Any] | None) -> list[SavedFile]:
         saved = save_video(
@@ -138,7 +136,7 @@ def run_video(
             context,
             compat.output_directory(),
             filename_prefix,
-            options,
+            _options(format, targets, lora_tags, **codec),
             version=__version__,
             namer=compat.save_namer(),
             hasher=comfyui_hasher,
@@ -146,8 +144,9 @@ def run_video(
         )
         return [saved]
 
+    disabled = compat.metadata_disabled()
     saved = with_session(
-        prompt, extra_pnginfo, unique_id, prefer_runtime=prefer_runtime, disabled=options.disable_metadata, save=save
+        prompt, extra_pnginfo, unique_id, prefer_runtime=prefer_runtime, disabled=disabled, save=save, options=options
     )
     return previews(saved)
 
@@ -162,8 +161,9 @@ def run_audio(
     prompt: Mapping[str, Any] | None,
     extra_pnginfo: Mapping[str, Any] | None,
     unique_id: str | None,
-    prefer_runtime: bool | None = True,
-    lora_tags: bool | None = True,
+    prefer_runtime: bool | None = None,
+    lora_tags: bool | None = None,
+    options: str | Mapping[str, Any] | None = None,
 ) -> list[dict[str, str]]:
     """Save each sound of the batch; the preview entries core's SaveAudio shows ({"audio": [...]})."""
     if format not in AUDIO_FORMATS:
@@ -171,17 +171,16 @@ def run_audio(
     if bitrate not in BITRATES:
         raise ValueError(f"bitrate must be one of {', '.join(BITRATES)}, got {bitrate!r}")
     clips = audio_clips(audio)
-    options = _options(format, targets, lora_tags, bitrate=int(bitrate[:-1]) * 1000)
 
     def save(context: SaveContext, snapshot: Mapping[str, Any] | None) -> list[SavedFile]:
-        namer = compat.save_namer()
+        namer, chosen = compat.save_namer(), _options(format, targets, lora_tags, bitrate=int(bitrate[:-1]) * 1000)
         return [
             save_audio(
                 clip,
                 context,
                 compat.output_directory(),
                 filename_prefix,
-                options,
+                chosen,
                 version=__version__,
                 namer=namer,
                 hasher=comfyui_hasher,
@@ -191,7 +190,8 @@ def run_audio(
             for index, clip in enumerate(clips)
         ]
 
+    disabled = compat.metadata_disabled()
     saved = with_session(
-        prompt, extra_pnginfo, unique_id, prefer_runtime=prefer_runtime, disabled=options.disable_metadata, save=save
+        prompt, extra_pnginfo, unique_id, prefer_runtime=prefer_runtime, disabled=disabled, save=save, options=options
     )
     return previews(saved)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..metadata.settings import OPTIONS_EXAMPLE
 from . import save_image as spec
 from . import save_media as media
+
+
+def _options_input(tooltip: str) -> tuple[str, dict[str, Any]]:
+    """The `options` text box, as the V3 nodes declare it (no dynamic prompts: `{...}` is the JSON)."""
+    extra = {"default": "", "multiline": True, "dynamicPrompts": False, "placeholder": OPTIONS_EXAMPLE}
+    return ("STRING", {**extra, "tooltip": tooltip})
 
 
 class ProvenanceSaveImageV1:
@@ -35,6 +42,7 @@ class ProvenanceSaveImageV1:
                 ),
                 "prefer_runtime": ("BOOLEAN", {"default": True, "tooltip": tip["prefer_runtime"]}),
                 "lora_tags": ("BOOLEAN", {"default": True, "tooltip": tip["lora_tags"]}),
+                "options": _options_input(tip["options"]),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
@@ -48,8 +56,9 @@ class ProvenanceSaveImageV1:
         quality: int = spec.DEFAULTS["quality"],
         lossless: bool = spec.DEFAULTS["lossless"],
         targets: str | None = None,
-        prefer_runtime: bool | None = True,
-        lora_tags: bool | None = True,
+        prefer_runtime: bool | None = None,
+        lora_tags: bool | None = None,
+        options: str = "",
         prompt: Any = None,
         extra_pnginfo: Any = None,
         unique_id: Any = None,
@@ -66,6 +75,7 @@ class ProvenanceSaveImageV1:
             unique_id=unique_id,
             prefer_runtime=prefer_runtime,
             lora_tags=lora_tags,
+            options=options,
         )
         return {"ui": {"images": results}, "result": (images,)}
 
@@ -78,6 +88,7 @@ def _common(tip: dict[str, str]) -> dict[str, Any]:
         ),
         "prefer_runtime": ("BOOLEAN", {"default": True, "tooltip": tip["prefer_runtime"]}),
         "lora_tags": ("BOOLEAN", {"default": True, "tooltip": tip["lora_tags"]}),
+        "options": _options_input(tip["options"]),
     }
 
 
@@ -122,8 +133,9 @@ class ProvenanceSaveVideoV1:
         lossless: bool = False,
         quality: int = 90,
         targets: str | None = None,
-        prefer_runtime: bool | None = True,
-        lora_tags: bool | None = True,
+        prefer_runtime: bool | None = None,
+        lora_tags: bool | None = None,
+        options: str = "",
         prompt: Any = None,
         extra_pnginfo: Any = None,
         unique_id: Any = None,
@@ -144,6 +156,7 @@ class ProvenanceSaveVideoV1:
             unique_id=unique_id,
             prefer_runtime=prefer_runtime,
             lora_tags=lora_tags,
+            options=options,
         )
         return {"ui": {"images": results, "animated": (True,)}}
 
@@ -179,8 +192,9 @@ class ProvenanceSaveAudioV1:
         format: str = "flac",
         bitrate: str = "128k",
         targets: str | None = None,
-        prefer_runtime: bool | None = True,
-        lora_tags: bool | None = True,
+        prefer_runtime: bool | None = None,
+        lora_tags: bool | None = None,
+        options: str = "",
         prompt: Any = None,
         extra_pnginfo: Any = None,
         unique_id: Any = None,
@@ -196,6 +210,7 @@ class ProvenanceSaveAudioV1:
             unique_id=unique_id,
             prefer_runtime=prefer_runtime,
             lora_tags=lora_tags,
+            options=options,
         )
         return {"ui": {"audio": results}}
 

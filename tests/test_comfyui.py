@@ -32,6 +32,7 @@ from comfyui_provenance.metadata.errors import ReadError
 from comfyui_provenance.metadata.formats.base import TARGETS
 from comfyui_provenance.metadata.hashing import CACHE_FILENAME
 from comfyui_provenance.metadata.read import read
+from comfyui_provenance.metadata.settings import PER_RUN
 from comfyui_provenance.nodes.save_image import FORMATS
 
 pytestmark = pytest.mark.comfyui
@@ -352,7 +353,7 @@ def test_v3_api_contract(facts: dict[str, Any], feats: harness.Features) -> None
     } <= set(facts["io.Schema.fields"])
     used = {
         "Image": {"id", "tooltip"},
-        "String": {"id", "default", "tooltip"},
+        "String": {"id", "default", "tooltip", "optional", "multiline", "placeholder", "dynamic_prompts"},
         "Combo": {"id", "options", "default", "optional", "tooltip"},
         "Int": {"id", "default", "min", "max", "optional", "tooltip"},
         "Boolean": {"id", "default", "optional", "tooltip"},
@@ -804,6 +805,35 @@ def test_invalid_targets_rejected(server: Any, feats: harness.Features) -> None:
         assert error["extra_info"]["received_value"] == received
         assert all(repr(t) in error["details"] for t in ALL_TARGETS), error["details"]
     assert not list(server.output.glob("invalid*"))
+
+
+def test_options_override_settings_for_one_save(server: Any, feats: harness.Features) -> None:
+    """`options`, the last optional input (default empty), applies per-run settings to its own save only;
+    bad JSON or an unknown key fails the node with the allowed keys, as bad targets do."""
+    info = server.get("/object_info/ProvenanceSaveImage")["ProvenanceSaveImage"]
+    assert info["input_order"]["optional"][-1] == "options"
+    kind, spec = info["input"]["optional"]["options"]
+    assert kind == "STRING" and spec["default"] == "" and spec["multiline"] is True
+    defaults = DOCUMENTED_DEFAULTS["targets"]
+    prompt = {
+        "1": empty_image(0x13579B),
+        "2": save_node(["1", 0], "options/only_a1111", "png", defaults, feats),
+        "3": save_node(["1", 0], "options/plain", "png", defaults, feats),
+    }
+    prompt["2"]["inputs"]["options"] = '{"targets": ["a1111"]}'
+    _, entry = server.run(prompt)
+    (only,) = files_of(server, outputs_of(entry, "2"))
+    (plain,) = files_of(server, outputs_of(entry, "3"))
+    assert set(png_text(only)) == {"parameters"} and written_with(only) == [only]
+    assert {"parameters", "prompt"} <= set(png_text(plain))
+    prompt = {"1": prompt["1"], "2": save_node(["1", 0], "options/bad", "png", defaults, feats)}
+    prompt["2"]["inputs"]["options"] = '{"colour": "blue"}'
+    _, entry = server.run(prompt)
+    errors = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
+    assert errors and errors[0]["node_id"] == "2", entry["status"]
+    assert "options: unknown setting 'colour'" in errors[0]["exception_message"]
+    assert all(key in errors[0]["exception_message"] for key in PER_RUN), errors[0]
+    assert not list(server.output.glob("options/bad*"))
 
 
 def test_prefix_outside_output_fails_the_node(server: Any, feats: harness.Features) -> None:

@@ -28,6 +28,8 @@ from hypothesis import strategies as st
 from comfyui_provenance.metadata.capture import SaveContext
 from comfyui_provenance.metadata.errors import ReadError
 from comfyui_provenance.metadata.formats.base import TARGETS
+from comfyui_provenance.metadata.manifest_log import NAME as MANIFEST_LOG
+from comfyui_provenance.metadata.manifest_log import read_log
 from comfyui_provenance.metadata.read import read
 from comfyui_provenance.metadata.record import Record
 from comfyui_provenance.metadata.save import SavedFile, SaveOptions, save_images
@@ -120,6 +122,9 @@ def test_write_read_round_trip(fmt: str, targets: frozenset[str], name: str, tmp
         got = _read_or_fail(saved.path, "embedded XMP (which holds the generation fields)")
         for key in GENERATION_FIELDS:
             assert getattr(got.generation, key) == getattr(record.generation, key), key
+    elif targets == {"manifest"}:  # nothing in the file: the folder's manifest.jsonl holds the record
+        (line,) = read_log(saved.path.parent / MANIFEST_LOG).entries
+        assert line["record"] == record.to_dict()
     else:
         pytest.fail(f"no semantics defined for {sorted(targets)}")
 

@@ -753,4 +753,4 @@ def test_the_v1_node_declares_and_passes_prefer_runtime(monkeypatch: pytest.Monk
     v1.ProvenanceSaveImageV1().save(images=[], prefer_runtime=False, **widgets)
     assert seen["prefer_runtime"] is False
     v1.ProvenanceSaveImageV1().save(images=[], **widgets)  # a prompt from before the input existed
-    assert seen["prefer_runtime"] is True
+    assert seen["prefer_runtime"] is None  # run() takes the prefer_runtime setting: on unless changed

@@ -288,3 +288,21 @@ def test_xmp_points_at_a_sidecar_only_when_there_is_one(fmt: str, targets: set[s
         assert fields["Sidecar"] == "sidecar:json"
         assert sidecar.exists(), "the XMP points at a JSON sidecar that was never written"
     assert fields["Seed"] == "685468484323813"
+
+
+def test_executor_is_changed_nan_never_costs_the_record(tmp_path: Path) -> None:
+    """ComfyUI adds `is_changed: [NaN]` to a node that always re-runs; the record drops it, core's chunk keeps it."""
+    prompt = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ProvenanceSaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    }
+    prompt["1"]["is_changed"] = [float("nan")]
+    (saved,) = save_images(
+        [np.zeros((8, 8, 3), np.uint8)], SaveContext(prompt=prompt, save_node_id="2"), tmp_path, "x", SaveOptions()
+    )
+    record = read(saved.path)
+    assert record.provenance.capture_mode == "parser"
+    assert not [w for w in record.provenance.warnings if "failed" in w]
+    assert record.prompt is not None and "is_changed" not in record.prompt["1"]
+    with PILImage.open(saved.path) as image:
+        assert '"is_changed": [NaN]' in image.info["prompt"]  # core's text, as core writes it

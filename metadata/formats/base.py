@@ -21,7 +21,8 @@ XMP = "xmp"  # XMP/IPTC for photo tools and DAMs
 SIDECAR_JSON = "sidecar_json"  # <image>.json, the full record
 SIDECAR_XMP = "sidecar_xmp"  # <image>.xmp, the XMP packet
 SIDECAR_TXT = "sidecar_txt"  # <image>.txt, the infotext
-TARGETS = (A1111, COMFYUI, RECORD, XMP, SIDECAR_JSON, SIDECAR_XMP, SIDECAR_TXT)
+MANIFEST = "manifest"  # a line per saved file in manifest.jsonl, beside it (metadata/manifest_log.py)
+TARGETS = (A1111, COMFYUI, RECORD, XMP, SIDECAR_JSON, SIDECAR_XMP, SIDECAR_TXT, MANIFEST)
 DEFAULT_TARGETS = frozenset({A1111, COMFYUI, RECORD, XMP})
 
 

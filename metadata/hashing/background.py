@@ -19,29 +19,23 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 from pathlib import Path
 
+from .. import settings
+from ..settings_keys import DEFAULT_HASH_WAIT_S, DEFAULT_HASH_WORKERS, env_name
 from ..workers import Workers
 from .cache import HashCache
 from .result import HashResult
 
 logger = logging.getLogger(__name__)
 
-ENV_WORKERS = "PROVENANCE_HASH_WORKERS"
-ENV_WAIT = "PROVENANCE_HASH_WAIT_S"
-DEFAULT_WORKERS = 1
-# How long a save waits for hashes still being computed before it records them as pending.
-DEFAULT_WAIT_S = 5.0
-
-
-def _env_number(name: str, default: float, lowest: float) -> float:
-    try:
-        return max(lowest, float(os.environ.get(name, default)))
-    except ValueError:
-        return default
+ENV_WORKERS = env_name("hash_workers")
+ENV_WAIT = env_name("hash_wait_s")
+DEFAULT_WORKERS = DEFAULT_HASH_WORKERS
+DEFAULT_WAIT_S = DEFAULT_HASH_WAIT_S
 
 
 def wait_cap() -> float:
-    """Seconds a save waits for missing hashes (PROVENANCE_HASH_WAIT_S, default 5)."""
-    return _env_number(ENV_WAIT, DEFAULT_WAIT_S, 0.0)
+    """Seconds a save waits for missing hashes: the `hash_wait_s` setting (PROVENANCE_HASH_WAIT_S, default 5)."""
+    return settings.current().hash_wait_s
 
 
 class Background:
@@ -49,7 +43,7 @@ class Background:
 
     def __init__(self, cache: HashCache, workers: int | None = None) -> None:
         self.cache = cache
-        count = int(_env_number(ENV_WORKERS, DEFAULT_WORKERS, 1)) if workers is None else workers
+        count = settings.current().hash_workers if workers is None else workers
         self._workers = Workers(count, "provenance-hash")
         self._lock = threading.Lock()
         self._pending: dict[str, Future[HashResult]] = {}

@@ -20,15 +20,14 @@ validate the JSON strictly; this module holds the frozen records and the rule se
 
 Rule sources, later overriding earlier class by class: the bundled files in metadata/rules/
 (core.json first, then the third-party packs by name), then the user's folder: the directory in
-the PROVENANCE_RULES_DIR environment variable, else the one the host registered with
-`set_user_rules_dir` (in ComfyUI: `<user directory>/provenance/rules/`, see compat.user_directory).
+the `rules_dir` setting (the PROVENANCE_RULES_DIR environment variable, metadata/settings.py), else the
+one the host registered with `set_user_rules_dir` (in ComfyUI: `<user directory>/provenance/rules/`).
 Check a file with `provenance rules check FILE`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,12 +36,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .. import settings
 from ..errors import MetadataError
+from ..settings_keys import env_name
 from .schemas import SNAPSHOT
 
 logger = logging.getLogger(__name__)
 
-ENV_RULES_DIR = "PROVENANCE_RULES_DIR"
+ENV_RULES_DIR = env_name("rules_dir")
 MISSING: Any = object()
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 
@@ -241,13 +242,13 @@ class _UserRules:
 
 
 def set_user_rules_dir(folder: str | Path | None) -> None:
-    """Where the host (ComfyUI: `<user>/provenance/rules/`) keeps user rules; the env variable wins."""
+    """Where the host (ComfyUI: `<user>/provenance/rules/`) keeps user rules, once at start-up; the setting wins."""
     _UserRules.folder = Path(folder) if folder else None
 
 
 def user_rules_dir() -> Path | None:
-    env = os.environ.get(ENV_RULES_DIR)
-    return Path(env).expanduser() if env else _UserRules.folder
+    chosen = settings.current().rules_dir
+    return chosen if chosen is not None else _UserRules.folder
 
 
 def user_rule_files(folder: Path | None = None) -> list[Path]:

@@ -1,0 +1,243 @@
+"""The pack's settings: built-in defaults ← the user's settings file ← PROVENANCE_* variables ← per-run overrides.
+
+Everything reads them through `current()`. `override(**values)` changes what the code inside its
+`with` block sees, and nothing else: the overlay lives in a ContextVar, so another thread, another
+asyncio task or another prompt running at the same time keeps its own view, code in tasks and
+`copy_context().run` threads started inside inherits it, and leaving the block (by an exception
+too) restores the view before. The settings file is named once at process start (`set_file`: in
+ComfyUI `<user directory>/provenance/settings.json`, from the CLI `--settings FILE`) and re-read
+when it changes; the library itself never asks ComfyUI where it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from . import settings_keys as keys
+from .settings_keys import KEYS, SettingsError
+
+__all__ = [
+    "KEYS",
+    "PER_RUN",
+    "Settings",
+    "SettingsError",
+    "check_overrides",
+    "current",
+    "load",
+    "overridden",
+    "override",
+    "parse_overrides",
+    "read_file",
+    "set_file",
+    "settings_file",
+]
+
+logger = logging.getLogger(__name__)
+
+FILE_NAME = "settings.json"
+# The node's `options` input is typed into a text box: anything longer is not a settings object.
+OPTIONS_MAX_CHARS = 64 * 1024
+OPTIONS_EXAMPLE = '{"targets": ["a1111", "record"], "hash_wait_s": 0}'
+PER_RUN = tuple(k.name for k in KEYS.values() if k.per_run)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One resolved view of every setting (see settings_keys.KEYS for each one's meaning and source)."""
+
+    targets: tuple[str, ...] = keys.DEFAULT_TARGET_ORDER
+    lora_tags: bool = True
+    prefer_runtime: bool = True
+    hash_wait_s: float = keys.DEFAULT_HASH_WAIT_S
+    runtime_inline_kb: float = keys.DEFAULT_RUNTIME_INLINE_KB
+    rules_dir: Path | None = None
+    hash_prefetch: bool = True
+    hash_workers: int = keys.DEFAULT_HASH_WORKERS
+    log_level: str = ""  # "" leaves the pack's log level alone
+    hooks: bool = False
+    hooks_debug: bool = False
+    hooks_fault: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: what a settings file holding every key would say."""
+        values = dataclasses.asdict(self)
+        values["targets"] = list(self.targets)
+        values["hooks_fault"] = list(self.hooks_fault)
+        values["rules_dir"] = str(self.rules_dir) if self.rules_dir is not None else None
+        return values
+
+
+# The overlay of the overrides active in this context: immutable, replaced (never changed) by override().
+_overlay: ContextVar[Mapping[str, Any]] = ContextVar("provenance_settings_overlay", default=MappingProxyType({}))
+
+
+class _Process:
+    """The settings file of this process: named once at start-up, never during a run."""
+
+    file: Path | None = None
+
+
+def set_file(path: str | Path | None) -> None:
+    """Name this process's settings file (None: none); called at start-up (ComfyUI's pack load, the CLI)."""
+    _Process.file = Path(path).expanduser() if path else None
+
+
+def settings_file() -> Path | None:
+    return _Process.file
+
+
+def current() -> Settings:
+    """The settings as the code running now sees them: the base layers with this context's overrides on top."""
+    file = _Process.file
+    base = _base(file, _stamp(file), tuple((name, os.environ.get(name)) for name in keys.ENV_NAMES))
+    overlay = _overlay.get()
+    return dataclasses.replace(base, **overlay) if overlay else base
+
+
+def overridden() -> frozenset[str]:
+    """The keys an override active in this context sets (they win over a node's own inputs)."""
+    return frozenset(_overlay.get())
+
+
+@contextmanager
+def override(**values: Any) -> Iterator[Settings]:
+    """Inside the block, `current()` answers `values` on top of what it answered before; restored on exit.
+
+    Only per-run keys (PER_RUN): the others are read once at process start. Raises SettingsError
+    (a ValueError) naming the key and what it allows before anything changes.
+    """
+    checked = check_overrides(values)
+    token = _overlay.set(MappingProxyType({**_overlay.get(), **checked}))
+    try:
+        yield current()
+    finally:
+        _overlay.reset(token)
+
+
+def check_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` validated as per-run overrides; SettingsError for an unknown key, a process-start key or a bad value."""
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        key = KEYS.get(name)
+        if key is None:
+            raise SettingsError(f"unknown setting {name!r}; allowed: {', '.join(PER_RUN)}")
+        if not key.per_run:
+            raise SettingsError(f"{name} is read once at process start, not per run; allowed: {', '.join(PER_RUN)}")
+        checked[name] = key.check(name, value)
+    return checked
+
+
+def parse_overrides(text: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """A save node's `options` input (a JSON object of per-run settings, or that object; empty: none), validated.
+
+    SettingsError (a ValueError) naming what is wrong and the allowed keys, so the node fails with a
+    clear message rather than saving with settings the user did not ask for.
+    """
+    allowed = f"allowed: {', '.join(PER_RUN)}"
+    data: Any = text
+    if isinstance(text, str):
+        if len(text) > OPTIONS_MAX_CHARS:
+            raise SettingsError(f"options is longer than {OPTIONS_MAX_CHARS:,} characters; {allowed}")
+        try:
+            data = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError as err:
+            where = f"{err.msg} at line {err.lineno} column {err.colno}"
+            raise SettingsError(
+                f"options is not JSON ({where}); write an object such as {OPTIONS_EXAMPLE}; {allowed}"
+            ) from err
+        except (ValueError, RecursionError) as err:
+            raise SettingsError(
+                f"options is not JSON ({err}); write an object such as {OPTIONS_EXAMPLE}; {allowed}"
+            ) from err
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise SettingsError(f"options must be a JSON object such as {OPTIONS_EXAMPLE}; {allowed}")
+    try:
+        return check_overrides(data)
+    except SettingsError as err:
+        raise SettingsError(f"options: {err}") from None
+
+
+# -- the base layers ---------------------------------------------------------------------------------------------------
+def load(file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults ← `file` (when given and present) ← the PROVENANCE_* variables of `environ` (os.environ by default)."""
+    values: dict[str, Any] = {}
+    if file is not None:
+        values.update(read_file(file))
+    values.update(keys.from_environ(os.environ if environ is None else environ))
+    return Settings(**values)
+
+
+def read_file(path: str | Path, strict: bool = False) -> dict[str, Any]:
+    """The valid settings a JSON file holds. A missing file holds none; an unknown key is a warning.
+
+    Lenient (the default, what ComfyUI's saves use): a damaged file, or a bad value, is a warning and
+    the layers below apply (a typo never costs a save its metadata). Strict (`provenance --settings`):
+    SettingsError, one line naming the file, the key and what it allows.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if strict:
+            raise SettingsError(f"{path}: no such settings file") from None
+        return {}
+    except (OSError, UnicodeDecodeError) as err:
+        return _damaged(path, f"cannot be read ({err})", strict)
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except (ValueError, RecursionError) as err:
+        return _damaged(path, f"is not JSON ({err})", strict)
+    if not isinstance(data, dict):
+        return _damaged(path, f"must hold a JSON object, not {type(data).__name__}", strict)
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        key = KEYS.get(name)
+        if key is None or not key.in_file:
+            allowed = ", ".join(k.name for k in KEYS.values() if k.in_file)
+            logger.warning("provenance: settings file %s: unknown setting %r ignored; allowed: %s", path, name, allowed)
+            continue
+        try:
+            values[name] = key.check(name, value)
+        except SettingsError as err:
+            if strict:
+                raise SettingsError(f"{path}: {err}") from None
+            logger.warning("provenance: settings file %s: %s; using the default", path, err)
+    return values
+
+
+def _damaged(path: Path, why: str, strict: bool) -> dict[str, Any]:
+    if strict:
+        raise SettingsError(f"{path}: {why}")
+    logger.warning("provenance: settings file %s %s; using the defaults", path, why)
+    return {}
+
+
+def _stamp(file: Path | None) -> tuple[int, int, int] | None:
+    """What says the file changed (an edit while ComfyUI runs takes effect at the next save)."""
+    if file is None:
+        return None
+    try:
+        st = file.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@lru_cache(maxsize=32)
+def _base(file: Path | None, stamp: tuple[int, int, int] | None, env: tuple[tuple[str, str | None], ...]) -> Settings:
+    # Keyed by the file's stamp and the variables' values: each change is read (and warned about) once.
+    present = file if stamp is not None else None
+    return load(present, {name: value for name, value in env if value is not None})
