@@ -76,6 +76,10 @@ def test_a_2x2_batch_gives_4_images_whose_records_match_the_manifest(server: har
     assert info["comfyui_version"] and info["pack_version"]
     assert {m["name"] for m in info["models"]} == {CHECKPOINT, LORA}
     assert all(len(m["hashes"].get("sha256", "")) == 64 for m in info["models"])
+    # Each entry reproduces from the manifest: re-run (caches freed), same pixels as the file beside it.
+    for index in range(len(images)):
+        entry = f"{out / manifest.FILE_NAME}#{index}"
+        assert main(["reproduce", entry, "--server", server.url, "--timeout", str(SD_TIMEOUT_S)]) == 0, entry
 
 
 def test_the_manifest_target_logs_each_save_and_build_compacts_the_log(server: harness.Server) -> None:
