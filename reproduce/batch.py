@@ -73,6 +73,7 @@ def plan(template_file: Path, client: Client, *, drawn: dict[str, Any] | None = 
     if ui_workflow.is_ui(workflow):
         info = client.object_info()
     graph = jobgraph.apply_overrides(jobgraph.api_graph(workflow, lambda: info or {}), template.overrides)
+    graph = jobgraph.apply_options(graph, template.options)
     targets = jobgraph.locate(graph, template)
     if drawn:
         template = _with_drawn(template, drawn)

@@ -74,6 +74,23 @@ def apply_overrides(graph: Graph, overrides: Mapping[str, Mapping[str, Any]]) ->
     return out
 
 
+# Save nodes that take an `options` input (per-run settings, metadata/settings.py).
+OPTION_NODES = frozenset({"ProvenanceSaveImage", "ProvenanceSaveVideo", "ProvenanceSaveAudio"})
+
+
+def apply_options(graph: Graph, options: Mapping[str, Any]) -> Graph:
+    """The template's settings overrides as the `options` input of every Provenance save node,
+    where the node applies them as a per-run override (never a change to the server's settings)."""
+    if not options:
+        return graph
+    out = copy.deepcopy(graph)
+    text = json.dumps(dict(options), sort_keys=True)
+    for node in out.values():
+        if isinstance(node, dict) and node.get("class_type") in OPTION_NODES:
+            node.setdefault("inputs", {})["options"] = text
+    return out
+
+
 def find_node(graph: Graph, ref: str, where: str) -> str:
     """A node id, or the id of the one node whose `_meta.title` is `ref`."""
     if ref in graph:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..metadata import settings
 from ..metadata.errors import MetadataError
 
 MODES = ("combinatorial", "random")
@@ -33,6 +34,7 @@ KEYS = (
     "variation_seed",
     "num_images",
     "overrides",
+    "options",
     "prompt_node",
     "negative_node",
     "seed_node",
@@ -76,6 +78,8 @@ class Template:
     variation_seed: int | None = None
     num_images: int = 1
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Per-run settings for every Provenance save node of each job (their `options` input).
+    options: dict[str, Any] = field(default_factory=dict)
     nodes: dict[str, NodeRef] = field(default_factory=dict)  # prompt_node, negative_node, seed_node
 
     def used(self) -> dict[str, list[str]]:
@@ -106,6 +110,7 @@ class Template:
             "variation_seed": self.variation_seed,
             "num_images": self.num_images,
             "overrides": json.loads(json.dumps(self.overrides)),
+            "options": json.loads(json.dumps(self.options)),
         }
         data.update({key: ref.to_json() for key, ref in self.nodes.items()})
         return data
@@ -170,6 +175,7 @@ def from_data(data: Any, base: Path | None) -> Template:
         variation_seed=_int(data, "variation_seed", 0, SEED_MAX),
         num_images=_int(data, "num_images", 1, NUM_IMAGES_MAX) or 1,
         overrides=_overrides(data.get("overrides")),
+        options=_options(data.get("options")),
         nodes={key: ref for key in NODE_KEYS if (ref := _node_ref(data, key)) is not None},
     )
     for key, text in (("prompt", template.prompt), ("negative", template.negative or "")):
@@ -300,6 +306,18 @@ def _overrides(value: Any) -> dict[str, dict[str, Any]]:
             raise TemplateError(f"overrides.{node}: values must be plain JSON ({err})") from err
         out[str(node)] = dict(inputs)
     return out
+
+
+def _options(value: Any) -> dict[str, Any]:
+    """Settings overrides for the save nodes, checked as the nodes check their `options` input."""
+    if value is None:
+        return {}
+    try:
+        checked = settings.parse_overrides(value if isinstance(value, (str, dict)) else json.dumps(value))
+    except ValueError as err:
+        raise TemplateError(str(err)) from err
+    plain: dict[str, Any] = json.loads(json.dumps(checked))  # as the manifest and the node's input hold it
+    return plain
 
 
 def _node_ref(data: Mapping[str, Any], key: str) -> NodeRef | None:

@@ -157,6 +157,17 @@ def test_nodes_named_by_id_or_title_and_overrides_by_title() -> None:
         jobgraph.apply_overrides(graph, {"5": {"wdth": 8}})
 
 
+def test_options_become_every_save_nodes_per_run_settings() -> None:
+    t = template(options={"targets": ["a1111", "record"], "lora_tags": False})
+    assert t.options == {"targets": ["a1111", "record"], "lora_tags": False}
+    assert from_data(json.loads(json.dumps(t.resolved())), None).options == t.options
+    graph = jobgraph.apply_options(sd_graph(5), t.options)
+    saves = [n for n in graph.values() if n["class_type"].startswith("ProvenanceSave")]
+    assert saves and all(json.loads(n["inputs"]["options"]) == t.options for n in saves)
+    with pytest.raises(TemplateError, match=r"options.*allowed: "):
+        template(options={"colour": "red"})
+
+
 def test_a_ui_workflow_converts_to_the_api_graph_the_frontend_queues() -> None:
     ui = json.loads((EXAMPLES / "default.ui.json").read_text("utf-8"))
     api = json.loads((EXAMPLES / "default.api.json").read_text("utf-8"))
