@@ -1,4 +1,4 @@
-"""Run manifests (V2): the snapshot that regenerates a batch, and one entry per image; checked, written atomically.
+"""Run manifests (V2): the snapshot that regenerates a batch, one entry per image; checked, written, read back.
 
 {"snapshot": {version "2.0", timestamp, runtime_info {comfyui_version, pack_version, models},
 resolved_template, generation_params {mode, seed_mode, base_seed, num_images, total_combinations},
@@ -10,7 +10,9 @@ applied_variations, record_digest, api_prompt}]}. A manifest is always replaced 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import logging
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema
@@ -18,8 +20,11 @@ import jsonschema
 from ..metadata import files
 from ..metadata.budget import Budget
 from ..metadata.errors import MetadataError, ReadError
+from ..metadata.limits import READ_JSON_MAX
 from ..metadata.manifest_log import record_digest
 from ..metadata.record import Record, utc_now
+
+logger = logging.getLogger(__name__)
 
 VERSION = "2.0"
 FILE_NAME = "manifest.json"
@@ -176,18 +181,26 @@ def image_entry(
     }
 
 
-def check(data: Any) -> dict[str, Any]:
-    """`data` as a V2 manifest; ManifestError naming the first place that is wrong."""
+def shape(data: Any) -> dict[str, Any]:
+    """`data` as a run manifest's two parts, a snapshot object and a list of images; the rest unchecked."""
     if not isinstance(data, dict) or not isinstance(data.get("snapshot"), dict) or "images" not in data:
         raise ManifestError("not a run manifest (expected a JSON object with a snapshot and images)")
-    version = data["snapshot"].get("version")
+    if not isinstance(data["images"], list):
+        raise ManifestError("the manifest's images is not a list")
+    return data
+
+
+def check(data: Any) -> dict[str, Any]:
+    """`data` as a V2 manifest; ManifestError naming the first place that is wrong."""
+    manifest = shape(data)
+    version = manifest["snapshot"].get("version")
     if version != VERSION:
         raise ManifestError(f"a run manifest of version {version!r}; this provenance reads version {VERSION}")
-    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(data))
+    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(manifest))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the manifest"
         raise ManifestError(f"invalid run manifest at {where}: {' '.join(error.message.split())[:200]}")
-    return data
+    return manifest
 
 
 def write(path: Path, manifest: dict[str, Any]) -> None:
@@ -197,10 +210,42 @@ def write(path: Path, manifest: dict[str, Any]) -> None:
     files.write_atomic(path, text.encode("utf-8"))
 
 
-def read(path: Path) -> dict[str, Any]:
-    """A V2 manifest, read within the readers' limits; ReadError/ManifestError in words otherwise."""
-    budget = Budget()
+def read(path: Path, *, schema: bool = True) -> dict[str, Any]:
+    """A manifest read within the readers' limits; ReadError/ManifestError in one line that does not name it.
+
+    `schema=False` checks only its shape: `diff` and `reproduce` read any field defensively, so a manifest
+    written by hand or by another version still serves them."""
+    budget = Budget(metadata_max=READ_JSON_MAX)
     raw = budget.read_file(path, "the manifest")
     if raw is None:
-        raise ReadError(f"no such file: {path}")
-    return check(budget.json(raw.removeprefix(b"\xef\xbb\xbf"), "the manifest"))
+        raise ReadError("cannot open: no such file or directory")
+    data = budget.json(raw.removeprefix(b"\xef\xbb\xbf"), "the manifest")
+    return check(data) if schema else shape(data)
+
+
+def split_entry(spec: str) -> tuple[Path, int] | None:
+    """(manifest, index) for `MANIFEST.json#3` (0-based, as in its images[]); None for anything else, a file
+    whose exact name holds a `#` included: one that exists is always that file."""
+    head, sep, tail = spec.rpartition("#")
+    if not sep or not (tail.isascii() and tail.isdigit()) or Path(spec).exists():
+        return None
+    return Path(head), int(tail)
+
+
+def entry_file(folder: Path, item: Mapping[str, Any]) -> Path | None:
+    """<folder>/<subfolder>/<filename> when that file exists; a name that climbs out of the folder (`..`, an
+    absolute path, a link that leads outside) is not followed."""
+    name, subfolder = item.get("filename"), item.get("subfolder") or ""
+    if not isinstance(name, str) or not name or not isinstance(subfolder, str):
+        return None
+    relative = PurePosixPath(subfolder.replace("\\", "/"), name.replace("\\", "/"))
+    candidate = folder / relative
+    try:
+        inside = not relative.is_absolute() and ".." not in relative.parts
+        inside = inside and folder.resolve() in candidate.resolve().parents
+        if not inside:
+            logger.debug("provenance: the manifest names %s, outside its folder: not read", relative)
+            return None
+        return candidate if candidate.is_file() else None
+    except (OSError, RuntimeError, ValueError):  # a name too long, a loop of links, a NUL: no file to read
+        return None

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..metadata.budget import Budget, open_regular
+from ..metadata.budget import open_regular
 from ..metadata.errors import GraphTooLarge, ReadError
 from ..metadata.formats.base import EXTENSIONS, sniffers
-from ..metadata.limits import READ_JSON_MAX
 from ..metadata.parser.parse import WorkflowParser
 from ..metadata.read import read
 from ..metadata.record import Record
 from .diff import environment
+from .manifest import entry_file, split_entry
+from .manifest import read as read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -36,23 +37,15 @@ class Side:
 
 
 def load(spec: str) -> Side:
-    """The side `spec` names; ReadError (one line, the spec not named) when it cannot be read."""
+    """The side `spec` names; ReadError or ManifestError (one line, the spec not named) when it cannot be read."""
     entry = split_entry(spec)
     if entry is not None:
         path, index = entry
-        return entry_side(spec, path, read_manifest(path), index)
+        return entry_side(spec, path, read_manifest(path, schema=False), index)
     path = Path(spec)
     if looks_like_json(path):
-        return Side(spec, manifest=read_manifest(path))
+        return Side(spec, manifest=read_manifest(path, schema=False))
     return Side(spec, record=read(path))
-
-
-def split_entry(spec: str) -> tuple[Path, int] | None:
-    """(manifest, index) for `M.json#3`; None for anything else, a file whose name holds a `#` included."""
-    head, sep, tail = spec.rpartition("#")
-    if not sep or not tail.isdigit() or Path(spec).exists():
-        return None
-    return Path(head), int(tail)
 
 
 def looks_like_json(path: Path) -> bool:
@@ -65,20 +58,6 @@ def looks_like_json(path: Path) -> bool:
     if any(fmt.sniff(head) for fmt in sniffers()):
         return False
     return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith((b"{", b"["))
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    """A V2 manifest's JSON, read within the readers' limits and checked for its two parts."""
-    budget = Budget(metadata_max=READ_JSON_MAX)
-    raw = budget.read_file(path, "the manifest")
-    if raw is None:
-        raise ReadError("cannot open: no such file or directory")
-    data = budget.json(raw.removeprefix(b"\xef\xbb\xbf"), "the manifest")
-    if not isinstance(data, dict) or not isinstance(data.get("snapshot"), dict):
-        raise ReadError("not a run manifest (expected a JSON object with a snapshot and images)")
-    if not isinstance(data.get("images"), list):
-        raise ReadError("the manifest's images is not a list")
-    return data
 
 
 def entry(manifest: dict[str, Any], index: int) -> dict[str, Any]:
@@ -100,19 +79,6 @@ def entry_side(label: str, path: Path, manifest: dict[str, Any], index: int) -> 
     record = rebuilt(manifest["snapshot"], item, index)
     unknown = ENTRY_UNKNOWN | {name for name, value in environment(record).items() if value is None}
     return Side(label, record=record, unknown=frozenset(unknown))
-
-
-def entry_file(folder: Path, item: dict[str, Any]) -> Path | None:
-    """<folder>/<subfolder>/<filename> when it exists; a name that climbs out of the folder is not followed."""
-    name, subfolder = item.get("filename"), item.get("subfolder") or ""
-    if not isinstance(name, str) or not name or not isinstance(subfolder, str):
-        return None
-    relative = PurePosixPath(subfolder.replace("\\", "/"), name.replace("\\", "/"))
-    if relative.is_absolute() or ".." in relative.parts:
-        logger.debug("provenance: the manifest names %s, outside its folder: not read", relative)
-        return None
-    candidate = folder / relative
-    return candidate if candidate.is_file() else None
 
 
 def rebuilt(snapshot: dict[str, Any], item: dict[str, Any], index: int) -> Record:

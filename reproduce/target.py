@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,10 @@ from ..metadata.parser.parse import WorkflowParser
 from ..metadata.read import read
 from ..metadata.record import Model, Record
 from .client import ReproduceError, mapping
+from .manifest import entry_file, split_entry
+from .manifest import read as read_manifest
 
 logger = logging.getLogger(__name__)
-
-MANIFEST_MAX = 256 << 20  # bytes: a manifest holds one API graph per image, never gigabytes
 
 
 @dataclass
@@ -42,20 +42,24 @@ class Target:
 
 def load(spec: str) -> Target:
     """`spec` is an image file, or `MANIFEST.json#INDEX` (0-based, as in the manifest's `images[]`)."""
-    path = Path(spec)
-    head, hash_mark, index = spec.rpartition("#")
-    if not path.exists() and hash_mark and index.strip().isdigit():
-        return from_manifest(Path(head), int(index))
-    return from_file(path)
+    entry = split_entry(spec)
+    return from_manifest(*entry) if entry is not None else from_file(Path(spec))
 
 
-def from_file(path: Path) -> Target:
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A failure to read `path` as one ReproduceError line that names it."""
     try:
-        record = read(path)
+        yield
     except MetadataError as err:
         raise ReproduceError(f"{path}: {err}") from err
     except OSError as err:
         raise ReproduceError(f"{path}: {err.strerror or err}") from err
+
+
+def from_file(path: Path) -> Target:
+    with _reading(path):
+        record = read(path)
     if not isinstance(record.prompt, dict) or not record.prompt:
         raise ReproduceError(f"{path}: the file carries no ComfyUI prompt graph to run again")
     prov = record.provenance
@@ -78,16 +82,17 @@ def from_file(path: Path) -> Target:
 
 def from_manifest(path: Path, index: int) -> Target:
     """A manifest entry; its file, where it is still beside the manifest, gives the record and the pixels."""
-    manifest = _manifest(path)
-    images = manifest.get("images")
-    if not isinstance(images, list) or not images:
+    with _reading(path):
+        manifest = read_manifest(path, schema=False)
+    images = manifest["images"]
+    if not images:
         raise ReproduceError(f"{path}: the manifest lists no images")
     if index >= len(images) or not isinstance(images[index], dict):
         raise ReproduceError(f"{path}: no image #{index} (the manifest lists {len(images)}, numbered from 0)")
     entry = images[index]
     label = f"{path}#{index}"
-    file = _entry_file(path, entry)
-    info = mapping(mapping(manifest.get("snapshot")).get("runtime_info"))
+    file = entry_file(path.parent, entry)
+    info = mapping(manifest["snapshot"].get("runtime_info"))
     if file is not None:
         target = from_file(file)
         target.label = label
@@ -98,44 +103,12 @@ def from_manifest(path: Path, index: int) -> Target:
         save = _save_node(prompt)
         record = WorkflowParser().parse(prompt, save)
         target = Target(label=label, prompt=prompt, record=record, save_node_id=save)
-        target.notes.append(f"{_entry_name(entry) or 'the image'} is not beside the manifest: nothing to compare with")
+        name = entry.get("filename") if isinstance(entry.get("filename"), str) else None
+        target.notes.append(f"{name or 'the image'} is not beside the manifest: nothing to compare with")
     _merge_models(target.record, info.get("models"))
     target.comfyui_version = target.comfyui_version or _text(info.get("comfyui_version"))
     target.pack_version = target.pack_version or _text(info.get("pack_version"))
     return target
-
-
-def _manifest(path: Path) -> dict[str, Any]:
-    try:
-        size = path.stat().st_size
-        if size > MANIFEST_MAX:
-            raise ReproduceError(f"{path}: {size:,} bytes is too big for a manifest (at most {MANIFEST_MAX:,})")
-        with path.open("rb") as file:
-            data = json.loads(file.read(MANIFEST_MAX + 1))
-    except OSError as err:
-        raise ReproduceError(f"{path}: {err.strerror or err}") from err
-    except (ValueError, RecursionError) as err:
-        raise ReproduceError(f"{path}: not a JSON manifest") from err
-    if not isinstance(data, dict):
-        raise ReproduceError(f"{path}: not a manifest (a JSON object with snapshot and images)")
-    return data
-
-
-def _entry_name(entry: Mapping[str, Any]) -> str | None:
-    name = entry.get("filename")
-    return name if isinstance(name, str) and name and "/" not in name and "\\" not in name else None
-
-
-def _entry_file(manifest: Path, entry: Mapping[str, Any]) -> Path | None:
-    """<manifest dir>/<subfolder>/<filename> when it exists and stays inside the manifest's folder."""
-    name = _entry_name(entry)
-    subfolder = entry.get("subfolder")
-    subfolder = subfolder if isinstance(subfolder, str) else ""
-    if name is None:
-        return None
-    base = manifest.resolve().parent
-    file = (base / subfolder / name).resolve()
-    return file if base in file.parents and file.is_file() else None
 
 
 def _save_node(prompt: Mapping[str, Any]) -> str | None:
