@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the external metadata readers tests/readers and tests/media_readers.py drive (research/readers.md
-# §1; Debian's ffmpeg for ffprobe, research/video-frontend-engines.md §1.6). Idempotent: each step runs only
+# §1; Debian's ffmpeg for ffprobe, research/video-frontend-engines.md §1.6) and Debian's postgresql, whose
+# initdb/pg_ctl tests/pg_cluster.py runs for the catalogue's PostgreSQL tests. Idempotent: each step runs only
 # when its reader is missing or at another version.
 #
 #   PYTHON=...                      interpreter whose environment gets the pip readers (default: python on PATH)
@@ -14,14 +15,14 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-$(command -v python || command -v python3)}"
 NODE_PREFIX="${PROVENANCE_EXIFREADER_DIR:-$ROOT/.ci/node}"
-APT_PACKAGES=(libimage-exiftool-perl exiv2 libexempi8 libexempi-dev ffmpeg)
+APT_PACKAGES=(libimage-exiftool-perl exiv2 libexempi8 libexempi-dev ffmpeg postgresql)
 PIP_PACKAGES=(pyexiv2==2.16.0 python-xmp-toolkit==2.1.0 sd-parsers==0.6 piexif==1.1.3)
 PIP_NO_DEPS=(sd-prompt-reader==1.3.5)
 EXIFREADER_VERSION=4.46.0
 
 say() { echo "install_readers: $*"; }
 
-# ---- apt: exiftool, exiv2, exempi, ffmpeg (ffprobe); node + npm for exifreader ----------------
+# ---- apt: exiftool, exiv2, exempi, ffmpeg (ffprobe), postgresql; node + npm for exifreader -----
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -67,6 +68,8 @@ fi
 exiftool -ver >/dev/null
 exiv2 --version >/dev/null
 ffprobe -version >/dev/null
+initdb="$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)"
+"$initdb" --version >/dev/null
 NODE_PATH="$NODE_PREFIX/node_modules" node -e "require('exifreader')"
 "$PY" -c "
 import pyexiv2, piexif, sd_parsers
@@ -74,4 +77,4 @@ from libxmp import XMPFiles
 from sd_prompt_reader.image_data_reader import ImageDataReader
 "
 say "ok: exiftool $(exiftool -ver), $(exiv2 --version | head -n 1), $(ffprobe -version | head -n 1 | cut -d' ' -f1-3)," \
-  "node $(node --version), exifreader $EXIFREADER_VERSION"
+  "$("$initdb" --version), node $(node --version), exifreader $EXIFREADER_VERSION"

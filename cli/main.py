@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from . import batch, convert, demo, diff, manifest, parse, read, reproduce, rules
+from . import batch, convert, demo, diff, index, manifest, parse, read, reproduce, rules, search, stats
 from .errors import CliError, report
 from .options import global_flags, use_settings, verbose
 
@@ -39,6 +39,9 @@ COMMANDS: dict[str, tuple[str, ModuleType]] = {
     "reproduce": ("re-run a file's (or manifest entry's) prompt on a ComfyUI server and compare", reproduce),
     "batch": ("run a batch template (variations, seeds) on a ComfyUI server; write manifest.json", batch),
     "manifest": ("build a run manifest from the manifest target's logs; inspect one", manifest),
+    "index": ("add files to the catalogue (folders walked; unchanged files skipped)", index),
+    "search": ("find catalogued files by prompt words, LoRA, model, hash, seed, sampler, date", search),
+    "stats": ("the catalogue's counts: top models, LoRAs, samplers, files per day", stats),
 }
 
 

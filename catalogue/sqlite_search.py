@@ -1,0 +1,130 @@
+"""Search and statistics SQL for the SQLite backend: fixed clauses, every value a `?` parameter."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .query import Query, model_terms
+from .rows import seed_from_db, seed_to_db
+
+# The only column names a hash filter may use, keyed by what rows.hash_kind says.
+HASH_COLUMNS = {"autov2": "m.autov2", "autov3": "m.autov3", "sha256": "m.sha256"}
+MAIN_ROLES = ("checkpoint", "unet", "diffusion_model", "model")
+
+SELECT = """SELECT f.id, f.path, f.folder, f.kind, f.format, f.width, f.height, f.frames, f.made, f.size,
+    f.digest, g.prompt, g.negative, g.seed, g.steps, g.cfg, g.sampler, g.scheduler
+    FROM files f LEFT JOIN generations g ON g.file_id = f.id"""
+COLUMNS = (
+    "id", "path", "folder", "kind", "format", "width", "height", "frames", "made", "size",
+    "digest", "prompt", "negative", "seed", "steps", "cfg", "sampler", "scheduler",
+)  # fmt: skip
+
+
+def under(root: str) -> tuple[str, str]:
+    """The [low, high) text range of every path inside folder `root` ('0' sorts right after '/')."""
+    prefix = root if root.endswith("/") else root + "/"
+    return prefix, prefix[:-1] + "0"
+
+
+def _model_clause(value: str, lora: bool) -> tuple[str, list[Any]]:
+    norm, kind, digest = model_terms(value)
+    role = " AND m.role = 'lora'" if lora else ""
+    if kind is None:
+        return f"EXISTS (SELECT 1 FROM models m WHERE m.file_id = f.id{role} AND m.norm = ?)", [norm]
+    column = HASH_COLUMNS[kind]
+    return f"EXISTS (SELECT 1 FROM models m WHERE m.file_id = f.id{role} AND (m.norm = ? OR {column} = ?))", [
+        norm,
+        digest,
+    ]
+
+
+def where(query: Query) -> tuple[str, list[Any]]:
+    """The WHERE clause (AND of every filter given) and its parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    fts = query.fts()
+    if query.text is not None and query.text.strip():
+        if fts is None:  # text with no words in it matches nothing, rather than everything
+            clauses.append("0")
+        else:
+            clauses.append("f.id IN (SELECT rowid FROM prompts WHERE prompts MATCH ?)")
+            params.append(fts)
+    for value, lora in ((query.lora, True), (query.model, False)):
+        if value is not None:
+            clause, values = _model_clause(value, lora)
+            clauses.append(clause)
+            params.extend(values)
+    if query.seed is not None:
+        clauses.append("g.seed = ?")
+        params.append(seed_to_db(query.seed))
+    if query.sampler is not None:
+        clauses.append("g.sampler = ? COLLATE NOCASE")
+        params.append(query.sampler)
+    if query.since is not None:
+        clauses.append("f.made >= ?")
+        params.append(query.since)
+    if query.until is not None:
+        clauses.append("f.made < ?")
+        params.append(query.until)
+    if query.folder is not None:
+        clauses.append("(f.path >= ? AND f.path < ?)")
+        params.extend(under(query.folder))
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def search_rows(db: sqlite3.Connection, query: Query) -> list[dict[str, Any]]:
+    clause, params = where(query)
+    sql = SELECT + clause + " ORDER BY f.made DESC, f.path LIMIT ? OFFSET ?"
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in db.execute(sql, [*params, query.limit, query.offset])]
+    models = _models_of(db, [row["id"] for row in rows])
+    for row in rows:
+        mine = models.get(row.pop("id"), [])
+        row["seed"] = seed_from_db(row["seed"])
+        row["model"] = next((m["name"] for m in mine if m["role"] in MAIN_ROLES), None)
+        row["loras"] = [
+            {"name": m["name"], "strength_model": m["strength_model"], "strength_clip": m["strength_clip"]}
+            for m in mine
+            if m["role"] == "lora"
+        ]
+        row["models"] = [{k: m[k] for k in ("role", "name", "sha256", "autov2", "autov3")} for m in mine]
+    return rows
+
+
+def _models_of(db: sqlite3.Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    if not ids:
+        return out
+    marks = ",".join("?" * len(ids))  # placeholders only; ids are the catalogue's own integers
+    sql = (
+        "SELECT file_id, role, name, sha256, autov2, autov3, strength_model, strength_clip FROM models "
+        f"WHERE file_id IN ({marks}) ORDER BY file_id, rowid"
+    )
+    keys = ("role", "name", "sha256", "autov2", "autov3", "strength_model", "strength_clip")
+    for file_id, *values in db.execute(sql, ids):
+        out.setdefault(file_id, []).append(dict(zip(keys, values, strict=True)))
+    return out
+
+
+def stats_of(db: sqlite3.Connection, top: int) -> dict[str, Any]:
+    kinds = dict(db.execute("SELECT kind, count(*) FROM files GROUP BY kind ORDER BY kind").fetchall())
+    used = """SELECT min(name), count(DISTINCT file_id) AS n FROM models WHERE {role}
+              GROUP BY norm ORDER BY n DESC, min(name) LIMIT ?"""
+    models = db.execute(used.format(role="role <> 'lora'"), (top,)).fetchall()
+    loras = db.execute(used.format(role="role = 'lora'"), (top,)).fetchall()
+    samplers = db.execute(
+        """SELECT sampler, count(*) AS n FROM generations WHERE sampler IS NOT NULL
+           GROUP BY sampler ORDER BY n DESC, sampler LIMIT ?""",
+        (top,),
+    ).fetchall()
+    days = db.execute(
+        "SELECT substr(made, 1, 10) AS day, count(*) FROM files GROUP BY day ORDER BY day DESC LIMIT ?", (top,)
+    ).fetchall()
+    return {
+        "files": sum(kinds.values()),
+        "kinds": kinds,
+        "models": [{"name": n, "files": c} for n, c in models],
+        "loras": [{"name": n, "files": c} for n, c in loras],
+        "samplers": [{"name": n, "files": c} for n, c in samplers],
+        "days": [{"day": d, "files": c} for d, c in days],
+    }
