@@ -20,6 +20,14 @@ def output_directory() -> Path:
     return Path(folder_paths.get_output_directory())
 
 
+def searchable_directories() -> list[Path]:
+    """ComfyUI's output, input and temp folders: the only places GET /provenance/search answers files from."""
+    import folder_paths
+
+    getters = (folder_paths.get_output_directory, folder_paths.get_input_directory, folder_paths.get_temp_directory)
+    return [Path(get()) for get in getters]
+
+
 def save_namer() -> Namer:
     """ComfyUI's own naming (`get_save_image_path`: %width%, %date% tokens, subfolders, counter)."""
     import folder_paths

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .query import Query
 from .rows import FileRow, RecordRows, made, stamp
@@ -32,8 +33,11 @@ def now() -> str:
 class SQLiteCatalogue:
     """The catalogue in one SQLite file, created and migrated on open."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        if readonly:  # a searcher (the web route): never creates, migrates or writes anything
+            self._open_readonly(path)
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
@@ -46,6 +50,19 @@ class SQLiteCatalogue:
             if str(mode).lower() != "wal":
                 raise CatalogueError(f"cannot open the catalogue {path}: WAL mode refused ({mode})")
             self._migrate()
+
+    def _open_readonly(self, path: Path) -> None:
+        if not path.is_file():
+            raise CatalogueError(f"no catalogue at {path}")
+        try:
+            uri = "file:" + quote(str(path.resolve())) + "?mode=ro"
+            self.db = sqlite3.connect(
+                uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as err:
+            raise CatalogueError(f"cannot open the catalogue {path}: {_words(err)}") from err
+        with self._guard("open"):
+            self.db.execute("PRAGMA query_only = ON")
 
     def _migrate(self) -> None:
         with self._write():

@@ -1,7 +1,7 @@
 """The backend-neutral catalogue interface, and `open_catalogue(url_or_path)` that picks a backend.
 
 A plain path or `sqlite:///PATH` opens the embedded SQLite backend; `postgresql://…` is the
-shared backend for many ComfyUI workers (not built yet: it says so in one line).
+shared backend for many ComfyUI workers (psycopg 3, the `postgres` extra).
 """
 
 from __future__ import annotations
@@ -75,11 +75,14 @@ def default_location() -> str:
     return os.environ.get(ENV_URL) or str(DEFAULT_PATH.expanduser())
 
 
-def open_catalogue(location: str | os.PathLike[str] | None = None) -> Catalogue:
-    """The catalogue at a path or URL (None: `default_location()`), created and migrated if need be."""
+def open_catalogue(location: str | os.PathLike[str] | None = None, *, readonly: bool = False) -> Catalogue:
+    """The catalogue at a path or URL (None: `default_location()`), created and migrated if need be;
+    `readonly`: only searched, never created or changed (CatalogueError when it does not exist)."""
     where = os.fspath(location) if location is not None else default_location()
     if where.startswith(POSTGRES_SCHEMES):
-        raise CatalogueError("the PostgreSQL backend is not available yet; use a SQLite path")
+        from .postgres import PostgresCatalogue
+
+        return PostgresCatalogue(where, readonly=readonly)
     if where.startswith(SQLITE_SCHEME):
         # SQLAlchemy's form: sqlite:///relative/path, sqlite:////absolute/path.
         if not where.startswith(SQLITE_SCHEME + "/") or len(where) == len(SQLITE_SCHEME) + 1:
@@ -89,4 +92,4 @@ def open_catalogue(location: str | os.PathLike[str] | None = None) -> Catalogue:
         raise CatalogueError(f"{where}: not a catalogue path, sqlite:///PATH or postgresql:// URL")
     from .sqlite import SQLiteCatalogue
 
-    return SQLiteCatalogue(Path(where).expanduser())
+    return SQLiteCatalogue(Path(where).expanduser(), readonly=readonly)

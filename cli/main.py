@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from . import batch, convert, demo, diff, index, manifest, parse, read, reproduce, rules, search, stats
+from . import audit, batch, convert, demo, diff, index, manifest, parse, read, reproduce, rules, search, stats
 from .errors import CliError, report
 from .options import global_flags, use_settings, verbose
 
@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, ModuleType]] = {
     "index": ("add files to the catalogue (folders walked; unchanged files skipped)", index),
     "search": ("find catalogued files by prompt words, LoRA, model, hash, seed, sampler, date", search),
     "stats": ("the catalogue's counts: top models, LoRAs, samplers, files per day", stats),
+    "audit": ("check the model and LoRA hashes catalogued files claim against the local model folders", audit),
 }
 
 

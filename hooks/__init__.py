@@ -119,7 +119,17 @@ def status() -> dict[str, Any]:
         "active": hooks_active(),
         "hooks": hooks,
         **REGISTRY.stats(),
+        "catalogue": catalogue_status(),
     }
+
+
+def catalogue_status() -> dict[str, Any]:
+    """The save nodes' catalogue writers: per catalogue, what was indexed, skipped, dropped or failed."""
+    try:
+        from ..catalogue import writer
+    except ImportError:  # a copy of the pack without the catalogue
+        return {}
+    return writer.status()
 
 
 def setup_in_comfyui() -> None:

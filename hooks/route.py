@@ -7,6 +7,12 @@ answers a model file's hashes from the pack's hash cache: {"name", "folder", "sh
 400 for a folder that is not a models folder or a name that leaves it. A multi-GB file is never
 hashed inside the request, and no path is ever answered.
 
+/provenance/search?text=&lora=&model=&seed=&sampler=&since=&until=&folder=&limit=&offset= is the
+CLI's `provenance search` as JSON: {"results", "limit", "offset", "next_offset" (null on the last
+page)}. The catalogue is opened read-only; limit is at most 200; only files under ComfyUI's output,
+input and temp folders are answered (a page may hold fewer than `limit` when others were left
+out); a bad parameter is 400 {"error": one line}; no catalogue yet is 200 with no results and a note.
+
 Registered while ComfyUI imports the pack, on PromptServer.instance.routes: ComfyUI ignores
 routes added after startup. Registered once per process: a second copy of the pack must not add
 the same path again (aiohttp refuses a duplicate route when ComfyUI adds its routes). With
@@ -17,9 +23,14 @@ a session's snapshot, live or recently released.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
+from ..catalogue import CatalogueError, Query, open_catalogue
+from ..catalogue.query import DEFAULT_LIMIT, QueryError
+from ..catalogue.rows import absolute
+from ..catalogue.writer import location
 from ..metadata.hashing import ROLE_FOLDERS, shared_background, shared_cache
 from ..metadata.hashing.locate import safe_name
 from .session import REGISTRY
@@ -27,6 +38,10 @@ from .session import REGISTRY
 STATUS_PATH = "/provenance/status"
 HASH_PATH = "/provenance/hash"
 DEBUG_PATH = "/provenance/debug/session/{prompt_id}"
+SEARCH_PATH = "/provenance/search"
+SEARCH_MAX_LIMIT = 200
+SEARCH_TEXT = ("text", "lora", "model", "sampler", "since", "until", "folder")
+SEARCH_NUMBERS = ("seed", "limit", "offset")
 
 
 def _json(data: Any, status: int = 200) -> Any:
@@ -60,6 +75,14 @@ def register(routes: Any, status: Callable[[], dict[str, Any]], *, debug: bool =
             return _json(body, status=code)
 
         routes.get(HASH_PATH)(hash_handler)
+    if not _taken(routes, SEARCH_PATH):
+
+        async def search_handler(request: Any) -> Any:
+            params = {str(k): str(v) for k, v in request.rel_url.query.items()}
+            code, body = await asyncio.get_running_loop().run_in_executor(None, catalogue_search, params)
+            return _json(body, status=code)
+
+        routes.get(SEARCH_PATH)(search_handler)
     if debug and not _taken(routes, DEBUG_PATH):
 
         async def session_handler(request: Any) -> Any:
@@ -95,3 +118,50 @@ def model_hash(folder: str, name: str) -> tuple[int, dict[str, Any]]:
         body["autov3"] = found.autov3
     body.update(size=found.size, mtime=(found.mtime_ns or 0) / 1e9)
     return 200, body
+
+
+def catalogue_search(params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, answer) of GET /provenance/search: a page of the catalogue's matches under ComfyUI's folders."""
+    from .. import compat
+
+    try:
+        query = _search_query(params)
+    except (QueryError, ValueError) as err:
+        return 400, {"error": " ".join(str(err).split())}
+    page = {"limit": query.limit, "offset": query.offset}
+    try:
+        catalogue = open_catalogue(location(compat.user_directory()), readonly=True)
+    except CatalogueError as err:
+        return 200, {"results": [], **page, "next_offset": None, "note": " ".join(str(err).split())}
+    try:  # one row more than asked says whether another page exists
+        rows = catalogue.search(Query(**{**vars(query), "limit": query.limit + 1}))
+    except CatalogueError as err:
+        return 200, {"results": [], **page, "next_offset": None, "note": " ".join(str(err).split())}
+    finally:
+        catalogue.close()
+    roots = [absolute(root) for root in compat.searchable_directories()]
+    results = [row for row in rows[: query.limit] if any(_inside(row["path"], root) for root in roots)]
+    more = len(rows) > query.limit
+    return 200, {"results": results, **page, "next_offset": query.offset + query.limit if more else None}
+
+
+def _search_query(params: dict[str, str]) -> Query:
+    unknown = sorted(set(params) - {*SEARCH_TEXT, *SEARCH_NUMBERS})
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0]!r}; allowed: {', '.join((*SEARCH_TEXT, *SEARCH_NUMBERS))}")
+    values: dict[str, Any] = {k: params[k] for k in SEARCH_TEXT if params.get(k, "").strip()}
+    for name in SEARCH_NUMBERS:
+        text = params.get(name, "").strip()
+        if text:
+            try:
+                values[name] = int(text)
+            except ValueError:
+                raise ValueError(f"{name} must be a whole number, got {text!r}") from None
+    limit = values.setdefault("limit", DEFAULT_LIMIT)
+    if not 1 <= limit <= SEARCH_MAX_LIMIT:
+        raise ValueError(f"limit must be 1..{SEARCH_MAX_LIMIT}, got {limit}")
+    return Query(**values)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

@@ -62,6 +62,8 @@ class Settings:
     hash_wait_s: float = keys.DEFAULT_HASH_WAIT_S
     runtime_inline_kb: float = keys.DEFAULT_RUNTIME_INLINE_KB
     rules_dir: Path | None = None
+    catalogue: bool = True  # the save nodes index what they write (catalogue.writer, off the save's path)
+    catalogue_url: str | None = None
     hash_prefetch: bool = True
     hash_workers: int = keys.DEFAULT_HASH_WORKERS
     log_level: str = ""  # "" leaves the pack's log level alone

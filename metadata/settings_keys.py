@@ -102,6 +102,14 @@ def check_folder(name: str, value: Any) -> Path | None:
     return Path(value).expanduser()
 
 
+def check_url(name: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise _fail(name, "a catalogue path or URL (a string)", value)
+    return value.strip()
+
+
 def check_names(name: str, value: Any) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
@@ -147,6 +155,10 @@ def env_folder(text: str) -> Path | None:
     return Path(text).expanduser()
 
 
+def env_url(text: str) -> str | None:
+    return text.strip()
+
+
 def env_names(text: str) -> tuple[str, ...]:
     return check_names("", text)
 
@@ -160,6 +172,9 @@ KEYS: dict[str, Key] = {
         Key("hash_wait_s", check_number(0), "PROVENANCE_HASH_WAIT_S", env_number(0, clamp=True)),
         Key("runtime_inline_kb", check_number(0), "PROVENANCE_RUNTIME_INLINE_KB", env_number(0, clamp=False)),
         Key("rules_dir", check_folder, "PROVENANCE_RULES_DIR", env_folder),
+        Key("catalogue", check_bool),
+        # Where the save nodes' background writer indexes (None: <user directory>/provenance/catalogue.sqlite).
+        Key("catalogue_url", check_url, "PROVENANCE_CATALOGUE_URL", env_url, per_run=False),
         Key("hash_prefetch", check_bool, "PROVENANCE_HASH_PREFETCH", env_flag, per_run=False),
         Key("hash_workers", check_count(1), "PROVENANCE_HASH_WORKERS", env_count, per_run=False),
         Key("log_level", check_level, "PROVENANCE_LOG_LEVEL", env_level, per_run=False),

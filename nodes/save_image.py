@@ -197,7 +197,8 @@ def with_session(
 
     `options` (the node's input: a JSON object of per-run settings) is applied with settings.override
     around all of it, so it changes what this save reads and nothing else; bad JSON or an unknown key
-    fails the node with a ValueError listing the allowed keys."""
+    fails the node with a ValueError listing the allowed keys. With the `catalogue` setting on (and
+    metadata not disabled) the saved files are queued for the catalogue's background writer."""
     prompt_id = compat.current_prompt_id()
     context = SaveContext(
         prompt=prompt,
@@ -210,10 +211,23 @@ def with_session(
         with settings.override(**settings.parse_overrides(options)):
             wanted = node_value("prefer_runtime", prefer_runtime) is not False
             snapshot = runtime_snapshot(prompt_id) if wanted and not disabled else None
-            return save(context, snapshot)
+            saved = save(context, snapshot)
+            if not disabled and settings.current().catalogue:
+                catalogue_saved(saved)
+            return saved
     finally:
         if prompt_id is not None and context.save_node_id is not None:
             mark_used(prompt_id, context.save_node_id)  # the session waits for each save node
+
+
+def catalogue_saved(saved: list[SavedFile]) -> None:
+    """Hand the saved files to the catalogue's background writer (never blocks; a failure is a warning)."""
+    try:
+        from ..catalogue import writer
+
+        writer.shared(writer.location(compat.user_directory())).submit([str(f.path) for f in saved])
+    except Exception as err:  # the catalogue is extra: the files are saved whatever happens here
+        logger.warning("provenance: saved files not queued for the catalogue: %s", err)
 
 
 def node_value(key: str, given: Any) -> Any:

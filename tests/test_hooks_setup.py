@@ -105,7 +105,8 @@ def test_hooks_off_leave_comfyui_untouched(
     status, body = get(comfyui.routes, "/provenance/status")
     assert status == 200 and body["enabled_by_env"] is False and body["installed"] is False
     assert all("PROVENANCE_HOOKS is not set" in h["skipped"] for h in body["hooks"].values())
-    assert [r.path for r in comfyui.routes] == ["/provenance/status", "/provenance/hash"]
+    assert body["catalogue"] == {}  # no save has queued anything for the catalogue yet
+    assert [r.path for r in comfyui.routes] == ["/provenance/status", "/provenance/hash", "/provenance/search"]
 
 
 @pytest.mark.parametrize("value", ["1", "true", "ON", "Yes"])
@@ -121,7 +122,7 @@ def test_hooks_on_install_when_comfyui_imports_the_pack(
     assert body["enabled_by_env"] and body["installed"] and body["active"]
     assert body["pack_version"] == pack.__version__
     # the debug route needs its own switch
-    assert [r.path for r in comfyui.routes] == ["/provenance/status", "/provenance/hash"]
+    assert [r.path for r in comfyui.routes] == ["/provenance/status", "/provenance/hash", "/provenance/search"]
     pack.hooks.uninstall()
     assert all(a is b for a, b in zip(targets(comfyui.execution), before, strict=True))
 
@@ -147,7 +148,7 @@ def test_a_second_copy_neither_wraps_nor_routes_again(
     with caplog.at_level(logging.WARNING):
         second = load_pack(comfyui)
     assert targets(comfyui.execution) == wrapped
-    assert [r.path for r in comfyui.routes] == ["/provenance/status", "/provenance/hash"]
+    assert [r.path for r in comfyui.routes] == ["/provenance/status", "/provenance/hash", "/provenance/search"]
     assert all("another copy of this pack" in (h.skipped or "") for h in second.hooks.installed_hooks())
 
 

@@ -331,7 +331,7 @@ def test_the_hash_route_is_registered_beside_the_status_route(models_dir: Path) 
     import asyncio
     from types import SimpleNamespace
 
-    from comfyui_provenance.hooks.route import HASH_PATH, STATUS_PATH, register
+    from comfyui_provenance.hooks.route import HASH_PATH, SEARCH_PATH, STATUS_PATH, register
 
     class Routes(list):  # type: ignore[type-arg]
         def get(self, path: str) -> Any:
@@ -339,7 +339,7 @@ def test_the_hash_route_is_registered_beside_the_status_route(models_dir: Path) 
 
     routes = Routes()
     assert register(routes, dict) is True
-    assert [r.path for r in routes] == [STATUS_PATH, HASH_PATH]
+    assert [r.path for r in routes] == [STATUS_PATH, HASH_PATH, SEARCH_PATH]
     request = SimpleNamespace(rel_url=SimpleNamespace(query={"folder": "loras", "name": "none.safetensors"}))
     response = asyncio.run(routes[1].handler(request))
     assert response.status == 404 and json.loads(response.text) == {

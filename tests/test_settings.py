@@ -105,12 +105,14 @@ def test_every_existing_variable_keeps_its_meaning() -> None:
         "PROVENANCE_HOOKS": " Yes ",
         "PROVENANCE_HOOKS_DEBUG": "1",
         "PROVENANCE_HOOKS_FAULT": "execute.before, ,execute.after",
+        "PROVENANCE_CATALOGUE_URL": " sqlite:///tmp/c.sqlite ",
     }
     got = settings.load(environ=env)
     assert (got.hash_wait_s, got.hash_workers, got.runtime_inline_kb) == (0.0, 2, 0.5)
     assert got.rules_dir == Path("~/my-rules").expanduser() and got.hash_prefetch is False
     assert (got.log_level, got.hooks, got.hooks_debug) == ("DEBUG", True, True)
     assert got.hooks_fault == ("execute.before", "execute.after")
+    assert got.catalogue_url == "sqlite:///tmp/c.sqlite" and got.catalogue is True
     assert set(ENV_NAMES) == set(env)
 
 
@@ -197,8 +199,9 @@ def test_overrides_take_only_per_run_keys() -> None:
         "hash_wait_s",
         "runtime_inline_kb",
         "rules_dir",
+        "catalogue",
     )
-    for start_only in ("hooks", "hash_prefetch", "hash_workers", "log_level"):
+    for start_only in ("hooks", "hash_prefetch", "hash_workers", "log_level", "catalogue_url"):
         refused = pytest.raises(SettingsError, match=f"{start_only} is read once at process start")
         with refused, settings.override(**{start_only: True}):
             pass
