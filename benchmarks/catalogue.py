@@ -35,7 +35,8 @@ import numpy as np
 
 from comfyui_provenance.catalogue import Query, open_catalogue
 from comfyui_provenance.catalogue.indexer import Examined, store
-from comfyui_provenance.catalogue.rows import FileRow, ModelRow, RecordRows, normalized, record_rows, stamp
+from comfyui_provenance.catalogue.rows import FileRow, ModelRow, RecordRows, json_text, normalized, record_rows, stamp
+from comfyui_provenance.cli.index import default_jobs
 from comfyui_provenance.cli.main import main as cli_main
 from comfyui_provenance.metadata.capture import SaveContext
 from comfyui_provenance.metadata.parser.parse import WorkflowParser
@@ -104,13 +105,15 @@ class Synth:
         loras = loras[: rng.randint(0, 3)]
         models = [checkpoint, *loras, *(m for m in base.models if m.role not in ("checkpoint", "lora"))]
         when = START + timedelta(seconds=rng.randrange(DAYS * 86400))
-        record = dict(base.record)
+        record = json.loads(base.record)
         record["generation"] = {**(record.get("generation") or {}), "positive": prompt, "seed": seed}
         record["models"] = [
             {"role": m.role, "name": m.name, "hashes": {"sha256": m.sha256, "autov3": m.autov3}} for m in models
         ]
         record["provenance"] = {**(record.get("provenance") or {}), "created": stamp(when)}
-        rows = dataclasses.replace(base, prompt=prompt, seed=seed, models=models, created=stamp(when), record=record)
+        rows = dataclasses.replace(
+            base, prompt=prompt, seed=seed, models=models, created=stamp(when), record=json_text(record)
+        )
         path = f"/bench/output/{when:%Y-%m-%d}/ComfyUI_{index:08d}_.png"
         file = FileRow(
             path=path,
@@ -275,7 +278,7 @@ def run_files(args: argparse.Namespace, scratch: Path) -> list[str]:
     media = [p for p in paths if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")]
     print(f"\nindex: {len(media)} images ({len(paths)} files) in {folder}")
     summary = []
-    for jobs in (1, 2):
+    for jobs in sorted({1, 2, default_jobs()}):  # the default is one process per CPU
         db = scratch / f"files-{jobs}.sqlite"
         started = time.perf_counter()
         status = cli_main(["index", str(folder), "--db", str(db), "--jobs", str(jobs)])

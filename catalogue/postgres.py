@@ -10,7 +10,6 @@ one-line CatalogueError; the next call connects again.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -231,7 +230,7 @@ class PostgresCatalogue:
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
             (
                 file_id, rows.prompt, rows.negative, rows.seed, rows.steps, rows.cfg, rows.sampler,
-                rows.scheduler, json.dumps(rows.passes, ensure_ascii=False),
+                rows.scheduler, rows.passes,
             ),
         )  # fmt: skip
         if rows.models:
@@ -250,7 +249,7 @@ class PostgresCatalogue:
                    record) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
             (
                 file_id, rows.capture_mode, rows.created, rows.comfyui_version, rows.pack_version,
-                rows.prompt_id, json.dumps(rows.record, ensure_ascii=False),
+                rows.prompt_id, rows.record,
             ),
         )  # fmt: skip
 

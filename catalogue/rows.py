@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -61,14 +62,14 @@ class RecordRows:
     cfg: float | None = None
     sampler: str | None = None
     scheduler: str | None = None
-    passes: list[dict[str, Any]] = field(default_factory=list)
+    passes: str = "[]"  # JSON text: made where the file is read, so a worker hands over one string
     models: list[ModelRow] = field(default_factory=list)
     capture_mode: str | None = None
     created: str | None = None
     comfyui_version: str | None = None
     pack_version: str | None = None
     prompt_id: str | None = None
-    record: dict[str, Any] = field(default_factory=dict)
+    record: str = "{}"  # the whole record as JSON text
 
 
 def media_kind(path: str | Path) -> str:
@@ -189,15 +190,20 @@ def record_rows(record: Record) -> RecordRows:
         cfg=_number(gen.cfg, float),
         sampler=_text(gen.sampler),
         scheduler=_text(gen.scheduler),
-        passes=[p.to_dict() for p in record.passes],
+        passes=json_text([p.to_dict() for p in record.passes]),
         models=model_rows(record),
         capture_mode=_text(prov.capture_mode),
         created=_text(prov.created),
         comfyui_version=_text(prov.comfyui_version),
         pack_version=_text(prov.generator.version),
         prompt_id=_text(prov.prompt_id),
-        record=record.to_dict(),
+        record=json_text(record.to_dict()),
     )
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON as the catalogue stores it (non-ASCII kept as is)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def parse_time(text: str) -> datetime | None:

@@ -7,7 +7,6 @@ share the file; a busy database is waited on for `BUSY_TIMEOUT_S` before it is a
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -160,7 +159,7 @@ class SQLiteCatalogue:
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 file_id, rows.prompt, rows.negative, rows.seed, rows.steps, rows.cfg, rows.sampler,
-                rows.scheduler, json.dumps(rows.passes, ensure_ascii=False),
+                rows.scheduler, rows.passes,
             ),
         )  # fmt: skip
         self.db.executemany(
@@ -176,7 +175,7 @@ class SQLiteCatalogue:
                    record) VALUES (?, ?, ?, ?, ?, ?, ?)""",
             (
                 file_id, rows.capture_mode, rows.created, rows.comfyui_version, rows.pack_version,
-                rows.prompt_id, json.dumps(rows.record, ensure_ascii=False),
+                rows.prompt_id, rows.record,
             ),
         )  # fmt: skip
         if rows.prompt or rows.negative:

@@ -13,6 +13,7 @@ of counts. The catalogue: --db, else $PROVENANCE_CATALOGUE_URL, else
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from ..catalogue.indexer import UNCHANGED, Examined, examine, store, unchanged
 from ..catalogue.rows import absolute
+from ..metadata.read import warm
 from .convert import Progress
 from .errors import in_words
 from .files import walk
@@ -31,11 +33,21 @@ from .search import add_db, open_db
 
 # Files written per transaction: few commits, yet the write lock is never held for long.
 BATCH = 200
+# Files handed to a reading process at a time: few round trips, yet progress stays smooth.
+CHUNK = 32
+# Reading processes by default: one per CPU (this process only writes), at most this many.
+MAX_JOBS = 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files, or folders to walk")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="read N files at once (default: %(default)s)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=default_jobs(),
+        metavar="N",
+        help="read N files at once (default: the CPUs, %(default)s)",
+    )
     parser.add_argument("--prune", action="store_true", help="forget catalogued files under PATH that are gone")
     parser.add_argument("--progress", action="store_true", help="show progress even when stderr is no terminal")
     add_db(parser)
@@ -73,12 +85,24 @@ def run(args: argparse.Namespace) -> int:
     return 1 if counts["skipped"] else 0
 
 
+def default_jobs() -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(MAX_JOBS, cpus))
+
+
 def examined(paths: list[str], jobs: int) -> Iterator[Examined]:
-    if jobs == 1 or len(paths) < 2:
+    """Each path examined, in order: here for one job or a handful of files, else by `jobs` processes.
+
+    The readers are loaded before the processes start, so a forked one does not load them again; a
+    worker hands back rows with the record already as JSON text, so this process only writes.
+    """
+    if jobs == 1 or len(paths) < CHUNK:
         yield from (examine(path, in_words) for path in paths)
         return
+    warm()
+    chunk = max(1, min(CHUNK, len(paths) // (jobs * 4)))
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(partial(examine, describe=in_words), paths, chunksize=16)
+        yield from pool.map(partial(examine, describe=in_words), paths, chunksize=chunk)
 
 
 def summary(counts: Counter[str], total: int, seconds: float) -> None:

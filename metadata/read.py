@@ -25,10 +25,24 @@ from .limits import READ_INFOTEXT_MAX
 from .parser.parse import WorkflowParser, fill_size_from_pixels
 from .record import Generation, Model, Record
 from .shape import check_record, record_from_data
+from .shape import warm as warm_shape
 
 logger = logging.getLogger(__name__)
 HEX = frozenset("0123456789abcdef")
 NOT_OURS = "not a PNG, JPEG, WEBP, GIF, MP4/MOV, WebM/MKV, FLAC, MP3 or Ogg file"
+
+
+def warm() -> None:
+    """Load now what the first read loads lazily (readers, record schema, capture rules, node schemas).
+
+    A process that forks readers calls it first, so every worker starts with them loaded.
+    """
+    from .parser import rules, schemas
+
+    sniffers()
+    warm_shape()
+    rules.bundled()
+    schemas.bundled()
 
 
 def extract(path: str | Path, budget: Budget | None = None) -> Embedded:

@@ -19,16 +19,19 @@ from typing import Any
 from .errors import ReadError
 from .record import SCHEMA_ID, Record
 
-Check = Callable[[Any, str], "str | None"]  # (value, path) -> what is wrong, or None
+# A check takes a value and says what is wrong with it, or None: (where, below the value, e.g. `.models[2].name`;
+# what is wrong). The path is only spelled out on the way back from a failure, so a good record costs no strings.
+Problem = tuple[str, str]
+Check = Callable[[Any], "Problem | None"]
 
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "null": lambda v: v is None,
-    "boolean": lambda v: isinstance(v, bool),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "string": lambda v: isinstance(v, str),
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, dict),
+_TYPES: dict[str, tuple[type, ...]] = {
+    "null": (type(None),),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
 }
 _NAMES = {
     "null": "null",
@@ -42,13 +45,15 @@ _NAMES = {
 
 
 def _kind(value: Any) -> str:
-    for name in ("null", "boolean", "integer", "number", "string", "array", "object"):
-        if _TYPES[name](value):
+    if isinstance(value, bool):
+        return _NAMES["boolean"]
+    for name in ("null", "integer", "number", "string", "array", "object"):
+        if isinstance(value, _TYPES[name]):
             return _NAMES[name]
     return type(value).__name__
 
 
-def _anything(value: Any, path: str) -> str | None:
+def _anything(value: Any) -> Problem | None:
     return None
 
 
@@ -79,9 +84,9 @@ class _Compiler:
         if len(checks) == 1:
             return checks[0]
 
-        def all_of(value: Any, path: str) -> str | None:
+        def all_of(value: Any) -> Problem | None:
             for check in checks:
-                if (problem := check(value, path)) is not None:
+                if (problem := check(value)) is not None:
                     return problem
             return None
 
@@ -99,11 +104,14 @@ class _Compiler:
         if wanted is None:
             return None
         names = [wanted] if isinstance(wanted, str) else list(wanted)
-        tests = [_TYPES[n] for n in names]
+        types = tuple(t for n in names for t in _TYPES[n])
+        bools = "boolean" in names  # bool is an int to Python, never to JSON
         label = " or ".join(_NAMES[n] for n in names)
 
-        def check(value: Any, path: str) -> str | None:
-            return None if any(t(value) for t in tests) else f"{path} must be {label}, not {_kind(value)}"
+        def check(value: Any) -> Problem | None:
+            if isinstance(value, types) and (bools or not isinstance(value, bool)):
+                return None
+            return "", f"must be {label}, not {_kind(value)}"
 
         return check
 
@@ -111,13 +119,14 @@ class _Compiler:
         props = {k: c for k, v in schema.get("properties", {}).items() if (c := self.compile(v)) is not None}
         if not props:
             return None
+        pairs = tuple(props.items())
 
-        def check(value: Any, path: str) -> str | None:
+        def check(value: Any) -> Problem | None:
             if not isinstance(value, dict):
                 return None
-            for key, sub in props.items():
-                if key in value and (problem := sub(value[key], f"{path}.{key}")) is not None:
-                    return problem
+            for key, sub in pairs:
+                if key in value and (problem := sub(value[key])) is not None:
+                    return f".{key}{problem[0]}", problem[1]
             return None
 
         return check
@@ -127,12 +136,12 @@ class _Compiler:
         if sub is None:
             return None
 
-        def check(value: Any, path: str) -> str | None:
+        def check(value: Any) -> Problem | None:
             if not isinstance(value, list):
                 return None
             for index, item in enumerate(value):
-                if (problem := sub(item, f"{path}[{index}]")) is not None:
-                    return problem
+                if (problem := sub(item)) is not None:
+                    return f"[{index}]{problem[0]}", problem[1]
             return None
 
         return check
@@ -143,12 +152,12 @@ class _Compiler:
             return None
         known = set(schema.get("properties", {}))
 
-        def check(value: Any, path: str) -> str | None:
+        def check(value: Any) -> Problem | None:
             if not isinstance(value, dict):
                 return None
             for key, item in value.items():
-                if key not in known and (problem := sub(item, f"{path}.{key}")) is not None:
-                    return problem
+                if key not in known and (problem := sub(item)) is not None:
+                    return f".{key}{problem[0]}", problem[1]
             return None
 
         return check
@@ -159,10 +168,14 @@ class _Compiler:
             return None
         if any(o is None for o in options):
             return None
+        checks = [o for o in options if o is not None]
 
-        def check(value: Any, path: str) -> str | None:
-            problems = [o(value, path) for o in options if o is not None]
-            return None if any(p is None for p in problems) else problems[-1]
+        def check(value: Any) -> Problem | None:
+            problem = None
+            for option in checks:
+                if (problem := option(value)) is None:
+                    return None
+            return problem  # the last option's, as before
 
         return check
 
@@ -175,11 +188,16 @@ def _record_check() -> Check:
     return check
 
 
+def warm() -> None:
+    """Compile the record schema now rather than at the first read."""
+    _record_check()
+
+
 def check_record(data: Any, what: str) -> None:
     """ReadError naming the first field of `data` whose type the record schema does not allow."""
-    problem = _record_check()(data, "record")
+    problem = _record_check()(data)
     if problem is not None:
-        raise ReadError(f"{what} is malformed: {problem}")
+        raise ReadError(f"{what} is malformed: record{problem[0]} {problem[1]}")
 
 
 SCHEMA_FAMILY = SCHEMA_ID.rsplit("/", 1)[0] + "/"

@@ -12,14 +12,15 @@ import logging
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..budget import Budget
 from ..errors import LimitExceeded, ReadError, SerializeError
 from ..limits import MIB
 from .isobmff import TEXT_ATOM_MAX, XMP_UUID, Box, box_name, boxes, mdta_keys, meta_skip
+
+if TYPE_CHECKING:  # numpy is imported where offsets are moved: reading a PNG never loads it
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -266,6 +267,8 @@ def _with_offsets(tree: _Node, order: list[Box | None], end: int) -> bytes:
 
 def _chunk_offsets(node: _Node, end: int) -> tuple[bytes, np.ndarray[Any, Any]]:
     """(version and flags, offsets) of an stco or co64 box, each checked against the file."""
+    import numpy as np
+
     payload = node.payload()
     width = 8 if node.kind == b"co64" else 4
     count = int.from_bytes(payload[4:8], "big") if len(payload) >= 8 else -1
@@ -286,6 +289,8 @@ def _offset_table(kind: bytes, head: bytes, offsets: np.ndarray[Any, Any]) -> _N
 
 def _shifts(order: list[Box | None], moov_size: int) -> tuple[np.ndarray[Any, Any], ...]:
     """(start, end, how far it moves) of each box written from the source, by source position."""
+    import numpy as np
+
     rows, pos = [], 0
     for box in order:
         if box is not None:
@@ -298,6 +303,8 @@ def _shifts(order: list[Box | None], moov_size: int) -> tuple[np.ndarray[Any, An
 
 
 def _moved(offsets: np.ndarray[Any, Any], starts: Any, ends: Any, deltas: Any) -> np.ndarray[Any, Any]:
+    import numpy as np
+
     if not offsets.size:
         return offsets
     index = np.searchsorted(starts, offsets, side="right") - 1
