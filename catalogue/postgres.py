@@ -159,8 +159,12 @@ class PostgresCatalogue:
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """One transaction around many writes (an indexer's hundreds of files commit once)."""
-        with self._write():
+        """One transaction around many writes (an indexer's hundreds of files commit once).
+
+        Inside it statements are pipelined: those whose result nobody reads (deletes, the details'
+        inserts) go out without waiting for the server, which answers them with the next read.
+        """
+        with self._write(), self._guard("write"), self.db.pipeline():
             yield
 
     @contextmanager

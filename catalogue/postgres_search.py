@@ -10,7 +10,9 @@ Text compares and sorts byte-wise (`COLLATE "C"`), as in SQLite, so rows come ba
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from functools import lru_cache
 from typing import Any
 
 from .query import Query, model_terms
@@ -23,18 +25,33 @@ SELECT = """SELECT f.id, f.path, f.folder, f.kind, f.format, f.width, f.height, 
 MAX_POSITION = 16383  # PostgreSQL's largest lexeme position; later words share it
 
 
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+
+
 def tokens(text: str) -> list[str]:
     """The words of `text` as FTS5's unicode61 tokenizer makes them."""
+    if text.isascii():  # the common case: letters and digits are the only token characters
+        return _ASCII_TOKEN.findall(text.lower())
     out: list[str] = []
     current: list[str] = []
-    for char in text + " ":
-        if unicodedata.category(char)[0] in "LN" or unicodedata.category(char) == "Co":
-            bare = "".join(c for c in unicodedata.normalize("NFD", char.lower()) if not unicodedata.combining(c))
-            current.append(bare)
+    for char in text:
+        if (folded := _folded(char)) is not None:
+            current.append(folded)
         elif current:
             out.append("".join(current))
             current = []
+    if current:
+        out.append("".join(current))
     return [t for t in out if t]
+
+
+@lru_cache(maxsize=8192)
+def _folded(char: str) -> str | None:
+    """A token character lower-cased without its diacritics (possibly empty), or None for a separator."""
+    category = unicodedata.category(char)
+    if category[0] not in "LN" and category != "Co":
+        return None
+    return "".join(c for c in unicodedata.normalize("NFD", char.lower()) if not unicodedata.combining(c))
 
 
 def _lexeme(token: str) -> str:
