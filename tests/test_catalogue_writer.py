@@ -4,8 +4,10 @@ unreachable catalogue retried until free, a full queue counted, and GET /provena
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -15,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import context_for, load_workflow, pixels
+from conftest import context_for, load_workflow, pixels, small_disk
 
 from comfyui_provenance import compat
 from comfyui_provenance.catalogue import open_catalogue, sqlite, writer
@@ -23,6 +25,7 @@ from comfyui_provenance.catalogue.writer import Writer
 from comfyui_provenance.cli.main import main
 from comfyui_provenance.hooks import route
 from comfyui_provenance.metadata import settings
+from comfyui_provenance.metadata.read import read
 from comfyui_provenance.metadata.save import SaveOptions, save_images
 from comfyui_provenance.nodes import save_image
 
@@ -214,6 +217,86 @@ def test_a_broken_writer_never_fails_the_save(
     with caplog.at_level(logging.WARNING):
         assert len(node()) == 1
     assert any("not queued for the catalogue" in r.getMessage() for r in caplog.records)
+
+
+# -- a full disk under the catalogue (a real tmpfs: ENOSPC from the kernel, SQLITE_FULL from SQLite) ---------------
+def fill_up(disk: Path) -> Path:
+    """Take every free byte of `disk` with one file; deleting it frees them again."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        for block in (65536, 4096, 512, 1):
+            with contextlib.suppress(OSError):  # ENOSPC: as full as blocks of this size get
+                while os.write(fd, bytes(block)):
+                    pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> bool:
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_full_disk_under_the_catalogue_never_touches_saves_and_indexing_resumes(
+    node: Callable[..., list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    real = writer.Writer
+    monkeypatch.setattr(writer, "Writer", lambda where: real(where, backoff_s=0.05, max_backoff_s=0.2, attempts=10**6))
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        db = disk / "cat.sqlite"
+        monkeypatch.setenv("PROVENANCE_CATALOGUE_URL", f"sqlite:///{db}")
+        before = node(filename_prefix="before")  # the catalogue is made while there is room
+        (shared,) = writer._writers.values()
+        assert shared.flush(20) and shared.stats()["indexed"] == 1
+        filler = fill_up(disk)
+        with caplog.at_level(logging.WARNING, logger="comfyui_provenance.catalogue.writer"):
+            during = node(filename_prefix="during") + node(filename_prefix="during")
+            assert len(during) == 2  # both saved in full, on the disk beside the full one
+            assert all(read(p).generation.positive and "scenery" in read(p).generation.positive for p in during)
+            assert wait_for(lambda: shared.stats()["failing"])
+            stats = shared.stats()
+            assert "full" in stats["last_error"] and stats["indexed"] == 1 and stats["retries"] >= 1
+            filler.unlink()
+            assert shared.flush(30)
+        assert (shared.stats()["indexed"], shared.stats()["failed"], shared.stats()["failing"]) == (3, 0, False)
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("cannot index" in m for m in messages) == 1 and any("writable again" in m for m in messages)
+        writer.stop_all()
+        assert search_paths(db, capsys, "scenery") == sorted(before + during)
+        with sqlite3.connect(db) as check:
+            assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_index_on_a_full_disk_says_so_in_one_line_and_a_rerun_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = saved_files(tmp_path / "out", count=6)
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        db = disk / "cat.sqlite"
+        assert main(["index", paths[0], "--db", str(db)]) == 0
+        filler = fill_up(disk)
+        capsys.readouterr()
+        assert main(["index", str(tmp_path / "out"), "--db", str(db), "--jobs", "1"]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "full" in err[0] and "Traceback" not in err[0], err
+        filler.unlink()  # (searching needs room too: SQLite makes its shared-memory index beside the file)
+        assert search_paths(db, capsys, "scenery") == [paths[0]]  # the failed batch left nothing half-written
+        capsys.readouterr()
+        assert main(["index", str(tmp_path / "out"), "--db", str(db)]) == 0
+        assert "5 new, 1 unchanged" in capsys.readouterr().err
+        assert search_paths(db, capsys, "scenery") == sorted(paths)
+        with sqlite3.connect(db) as check:
+            assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 # -- GET /provenance/search ------------------------------------------------------------------------------------------

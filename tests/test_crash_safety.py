@@ -6,18 +6,16 @@ The kills are real (SIGKILL in a child process, tests/killpoints.py), at every s
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import context_for, load_workflow, pixels
+from conftest import context_for, load_workflow, pixels, small_disk
 from PIL import Image, PngImagePlugin
 
 from comfyui_provenance.metadata import files
@@ -141,22 +139,6 @@ def test_a_concurrent_claim_moves_to_the_next_name(tmp_path: Path, monkeypatch: 
 
 
 # -- a full disk --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def small_disk(folder: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of `size` mounted on `folder`; skips where this machine cannot mount one."""
-    folder.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root (run as root to test ENOSPC)")
-    command = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
-    mounted = subprocess.run(command, capture_output=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
 
 
 def test_a_save_on_a_full_disk_fails_and_leaves_nothing(tmp_path: Path) -> None:
