@@ -13,6 +13,8 @@ from importlib.util import find_spec
 from typing import Any
 
 __version__ = "0.1.0"
+# ComfyUI serves this folder's .js files to the browser (the web panel); nodes.py reads it before the nodes.
+WEB_DIRECTORY = "./web"
 
 
 def _has_module(name: str) -> bool:
@@ -42,19 +44,22 @@ else:
 
 def _user_folder() -> None:
     """Inside ComfyUI: `<user directory>/provenance/` holds the settings file and the user's capture rules,
-    named here once for the whole process, never during a run."""
+    and the frontend keeps its settings (the web panel's switches) in comfy.settings.json; all named here
+    once for the whole process, never during a run."""
     try:
         from . import compat
         from .metadata import settings
         from .metadata.parser.rules import set_user_rules_dir
 
         folder = compat.user_directory() / "provenance"
+        frontend = compat.frontend_settings_file()
     except ImportError:  # no folder_paths: not a real ComfyUI after all
         return
     except Exception:  # without it the defaults and PROVENANCE_* variables apply: never cost the user the node
         logging.getLogger(__name__).warning("Provenance: no user settings folder", exc_info=True)
         return
     settings.set_file(folder / settings.FILE_NAME)
+    settings.set_frontend_file(frontend)
     set_user_rules_dir(folder / "rules")
 
 

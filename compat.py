@@ -20,12 +20,20 @@ def output_directory() -> Path:
     return Path(folder_paths.get_output_directory())
 
 
-def searchable_directories() -> list[Path]:
-    """ComfyUI's output, input and temp folders: the only places GET /provenance/search answers files from."""
+def file_directories() -> dict[str, Path]:
+    """ComfyUI's output, input and temp folders, keyed by the `type` its GET /view names them with."""
     import folder_paths
 
-    getters = (folder_paths.get_output_directory, folder_paths.get_input_directory, folder_paths.get_temp_directory)
-    return [Path(get()) for get in getters]
+    return {
+        "output": Path(folder_paths.get_output_directory()),
+        "input": Path(folder_paths.get_input_directory()),
+        "temp": Path(folder_paths.get_temp_directory()),
+    }
+
+
+def searchable_directories() -> list[Path]:
+    """ComfyUI's output, input and temp folders, in that order: the only places the pack's routes answer files from."""
+    return list(file_directories().values())
 
 
 def save_namer() -> Namer:
@@ -63,9 +71,7 @@ def current_prompt_id() -> str | None:
     try:
         from comfy_execution.utils import get_executing_context
     except ImportError:  # before 0.3.45: main.py's prompt worker sets last_prompt_id before it executes a prompt
-        server = sys.modules.get("server")
-        instance = getattr(getattr(server, "PromptServer", None), "instance", None)
-        prompt_id = getattr(instance, "last_prompt_id", None)
+        prompt_id = getattr(_prompt_server(), "last_prompt_id", None)
         return str(prompt_id) if prompt_id else None
     context = get_executing_context()
     return str(context.prompt_id) if context is not None and context.prompt_id else None
@@ -92,6 +98,12 @@ def hash_cache_directory() -> Path:
     return Path(folder_paths.get_user_directory()) / "provenance"
 
 
+def frontend_settings_file() -> Path:
+    """`<user directory>/default/comfy.settings.json`: where ComfyUI's /settings API keeps the frontend's
+    settings (app/app_settings.py; "default" is the user of a single-user ComfyUI, the usual setup)."""
+    return user_directory() / "default" / "comfy.settings.json"
+
+
 def user_directory() -> Path:
     """ComfyUI's user directory (`folder_paths.get_user_directory`); user rules live in `<it>/provenance/rules/`."""
     import folder_paths
@@ -115,22 +127,59 @@ def loaded_execution_module() -> Any:
     return module if hasattr(module, "PromptExecutor") and hasattr(module, "get_input_data") else None
 
 
+def _prompt_server() -> Any:
+    """`PromptServer.instance` when ComfyUI's server module is loaded (never imported from here), else None."""
+    server = sys.modules.get("server")
+    return getattr(getattr(server, "PromptServer", None), "instance", None)
+
+
+def send_event(event: str, data: dict[str, Any]) -> bool:
+    """`PromptServer.instance.send_sync(event, data, client_id)`: a websocket message to the client whose
+    prompt runs now (all clients when none is known); thread-safe (it queues onto the server's loop).
+    False when there is no server to send through."""
+    instance = _prompt_server()
+    send = getattr(instance, "send_sync", None)
+    if not callable(send):
+        return False
+    send(event, data, getattr(instance, "client_id", None))
+    return True
+
+
+def server_url() -> str | None:
+    """This ComfyUI's own HTTP API on loopback (`PromptServer.instance.address`/`.port`, the first address it
+    listens on): http://127.0.0.1:PORT for 0.0.0.0, http://[::1]:PORT for :: (asyncio binds :: IPv6-only);
+    https when ComfyUI serves TLS. None before the server started listening."""
+    instance = _prompt_server()
+    port, address = getattr(instance, "port", None), getattr(instance, "address", None)
+    if isinstance(port, bool) or not isinstance(port, int):
+        return None
+    host = str(address or "0.0.0.0")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{'https' if _serves_tls() else 'http'}://{host}:{port}"
+
+
+def _serves_tls() -> bool:
+    try:
+        from comfy.cli_args import args
+    except ImportError:
+        return False
+    return bool(getattr(args, "tls_keyfile", None) and getattr(args, "tls_certfile", None))
+
+
 def prompt_server_routes() -> Any:
     """`PromptServer.instance.routes` (an aiohttp RouteTableDef), or None when no server exists yet.
 
     Routes must be added before ComfyUI's `add_routes()`, i.e. while packs are imported.
     """
-    server = sys.modules.get("server")
-    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
-    return getattr(instance, "routes", None)
+    return getattr(_prompt_server(), "routes", None)
 
 
 def add_on_prompt_handler(handler: Any) -> bool:
     """`PromptServer.instance.add_on_prompt_handler(handler)`: called with each posted /prompt body
     before it is validated and queued; False when there is no server (or no such seam) yet."""
-    server = sys.modules.get("server")
-    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
-    add = getattr(instance, "add_on_prompt_handler", None)
+    add = getattr(_prompt_server(), "add_on_prompt_handler", None)
     if not callable(add):
         return False
     add(handler)

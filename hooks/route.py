@@ -1,30 +1,34 @@
-"""GET /provenance/status and /provenance/hash (also under /api/, as ComfyUI mirrors routes) as JSON.
+"""GET /provenance/status, /hash and /search (also under /api/, as ComfyUI mirrors routes) as JSON.
 
-/provenance/status is the hooks' state. /provenance/hash?folder=checkpoints&name=x.safetensors
-answers a model file's hashes from the pack's hash cache: {"name", "folder", "sha256", "autov3"
-(safetensors), "size", "mtime"}; 404 {"error": "no such file"} when no loader would find it, 404
-{"error": "not hashed yet"} while it is queued on the background hasher (asked again, it answers),
-400 for a folder that is not a models folder or a name that leaves it. A multi-GB file is never
-hashed inside the request, and no path is ever answered.
+/provenance/status is the hooks' state, the pack's version and "catalogue_enabled" (the effective
+`catalogue` setting, the frontend's switch included).
+
+/provenance/hash?folder=checkpoints&name=x.safetensors answers a model file's hashes from the pack's
+hash cache: {"name", "folder", "sha256", "autov3" (safetensors), "size", "mtime"}; 404 {"error":
+"no such file"} when no loader would find it, 404 {"error": "not hashed yet"} while it is queued on
+the background hasher (asked again, it answers), 400 for a folder that is not a models folder or a
+name that leaves it. A multi-GB file is never hashed inside the request, and no path is ever answered.
 
 /provenance/search?text=&lora=&model=&seed=&sampler=&since=&until=&folder=&limit=&offset= is the
 CLI's `provenance search` as JSON: {"results", "limit", "offset", "next_offset" (null on the last
-page)}. The catalogue is opened read-only; limit is at most 200; only files under ComfyUI's output,
+page)}; each result also has "view": {"filename", "subfolder", "type"}, its name for ComfyUI's GET
+/view. The catalogue is opened read-only; limit is at most 200; only files under ComfyUI's output,
 input and temp folders are answered (a page may hold fewer than `limit` when others were left
 out); a bad parameter is 400 {"error": one line}; no catalogue yet is 200 with no results and a note.
 
-Registered while ComfyUI imports the pack, on PromptServer.instance.routes: ComfyUI ignores
-routes added after startup. Registered once per process: a second copy of the pack must not add
-the same path again (aiohttp refuses a duplicate route when ComfyUI adds its routes). With
-PROVENANCE_HOOKS_DEBUG=1 (tests only) it also serves GET /provenance/debug/session/{prompt_id}:
-a session's snapshot, live or recently released.
+The web panel's routes (/provenance/record, /inspect, /diff, /reproduce) are hooks/web_routes.py's,
+added here with the others. All are registered while ComfyUI imports the pack, on
+PromptServer.instance.routes: ComfyUI ignores routes added after startup. Registered once per
+process: a second copy of the pack must not add the same path again (aiohttp refuses a duplicate
+route when ComfyUI adds its routes). With PROVENANCE_HOOKS_DEBUG=1 (tests only) it also serves
+GET /provenance/debug/session/{prompt_id}: a session's snapshot, live or recently released.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..catalogue import CatalogueError, Query, open_catalogue
@@ -33,7 +37,9 @@ from ..catalogue.rows import absolute
 from ..catalogue.writer import location
 from ..metadata.hashing import ROLE_FOLDERS, shared_background, shared_cache
 from ..metadata.hashing.locate import safe_name
+from . import web_routes
 from .session import REGISTRY
+from .web_files import where
 
 STATUS_PATH = "/provenance/status"
 HASH_PATH = "/provenance/hash"
@@ -63,7 +69,7 @@ def register(routes: Any, status: Callable[[], dict[str, Any]], *, debug: bool =
         return False
 
     async def status_handler(request: Any) -> Any:
-        return _json(status())
+        return _json({**status(), "catalogue_enabled": catalogue_enabled()})
 
     routes.get(STATUS_PATH)(status_handler)
     if not _taken(routes, HASH_PATH):
@@ -83,6 +89,7 @@ def register(routes: Any, status: Callable[[], dict[str, Any]], *, debug: bool =
             return _json(body, status=code)
 
         routes.get(SEARCH_PATH)(search_handler)
+    web_routes.register(routes, _taken)
     if debug and not _taken(routes, DEBUG_PATH):
 
         async def session_handler(request: Any) -> Any:
@@ -140,7 +147,11 @@ def catalogue_search(params: dict[str, str]) -> tuple[int, dict[str, Any]]:
     finally:
         catalogue.close()
     roots = [absolute(root) for root in compat.searchable_directories()]
-    results = [row for row in rows[: query.limit] if any(_inside(row["path"], root) for root in roots)]
+    results = []
+    for row in rows[: query.limit]:
+        view = where(row["path"], [Path(root) for root in roots])
+        if view is not None:
+            results.append({**row, "view": view})
     more = len(rows) > query.limit
     return 200, {"results": results, **page, "next_offset": query.offset + query.limit if more else None}
 
@@ -163,5 +174,8 @@ def _search_query(params: dict[str, str]) -> Query:
     return Query(**values)
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+def catalogue_enabled() -> bool:
+    """The effective `catalogue` setting (settings file, frontend switch, overrides) as the save nodes see it."""
+    from ..metadata import settings
+
+    return settings.current().catalogue

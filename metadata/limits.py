@@ -18,8 +18,6 @@ PNG_COMPRESSED_TEXT_MAX = 1 * MIB
 PNG_TEXT_TOTAL_MAX = 64 * MIB
 # Leave room for chunk headers and for text Pillow counts that we do not write ourselves.
 PNG_TEXT_TOTAL_BUDGET = PNG_TEXT_TOTAL_MAX - 1 * MIB
-# The record chunk is zlib-compressed from this size on; smaller ones stay readable as plain text.
-PNG_RECORD_COMPRESS_FROM = 4 * KIB
 
 # WEBP: RIFF chunk sizes are 32-bit; keep the EXIF and XMP chunks well inside what readers load.
 WEBP_CHUNK_MAX = 256 * MIB

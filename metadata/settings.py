@@ -1,4 +1,5 @@
-"""The pack's settings: built-in defaults ← the user's settings file ← PROVENANCE_* variables ← per-run overrides.
+"""The pack's settings: built-in defaults ← the user's settings file ← the frontend's settings ← PROVENANCE_*
+variables ← per-run overrides.
 
 Everything reads them through `current()`. `override(**values)` changes what the code inside its
 `with` block sees, and nothing else: the overlay lives in a ContextVar, so another thread, another
@@ -6,7 +7,10 @@ asyncio task or another prompt running at the same time keeps its own view, code
 `copy_context().run` threads started inside inherits it, and leaving the block (by an exception
 too) restores the view before. The settings file is named once at process start (`set_file`: in
 ComfyUI `<user directory>/provenance/settings.json`, from the CLI `--settings FILE`) and re-read
-when it changes; the library itself never asks ComfyUI where it is.
+when it changes; the library itself never asks ComfyUI where it is. The frontend's settings are what the
+browser stored through ComfyUI's /settings API (`set_frontend_file`: `<user directory>/default/
+comfy.settings.json`, a flat object of setting id -> value): only the ids in FRONTEND_KEYS are read, each
+only when present, and the file is treated as hostile (size cap, bad JSON ignored with one warning).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ __all__ = [
     "parse_overrides",
     "read_file",
     "set_file",
+    "set_frontend_file",
     "settings_file",
 ]
 
@@ -50,6 +55,9 @@ FILE_NAME = "settings.json"
 OPTIONS_MAX_CHARS = 64 * 1024
 OPTIONS_EXAMPLE = '{"targets": ["a1111", "record"], "hash_wait_s": 0}'
 PER_RUN = tuple(k.name for k in KEYS.values() if k.per_run)
+# The frontend's setting ids (web/, stored in comfy.settings.json) the pack reads, and the setting each one sets.
+FRONTEND_KEYS = {"Provenance.Catalogue.Enabled": "catalogue"}
+FRONTEND_MAX_BYTES = 1 << 20  # comfy.settings.json holds every frontend setting; far past this it is not one
 
 
 @dataclass(frozen=True)
@@ -88,11 +96,17 @@ class _Process:
     """The settings file of this process: named once at start-up, never during a run."""
 
     file: Path | None = None
+    frontend: Path | None = None
 
 
 def set_file(path: str | Path | None) -> None:
     """Name this process's settings file (None: none); called at start-up (ComfyUI's pack load, the CLI)."""
     _Process.file = Path(path).expanduser() if path else None
+
+
+def set_frontend_file(path: str | Path | None) -> None:
+    """Name the frontend's settings file (ComfyUI's comfy.settings.json; None: none), at ComfyUI's pack load."""
+    _Process.frontend = Path(path).expanduser() if path else None
 
 
 def settings_file() -> Path | None:
@@ -101,8 +115,9 @@ def settings_file() -> Path | None:
 
 def current() -> Settings:
     """The settings as the code running now sees them: the base layers with this context's overrides on top."""
-    file = _Process.file
-    base = _base(file, _stamp(file), tuple((name, os.environ.get(name)) for name in keys.ENV_NAMES))
+    file, frontend = _Process.file, _Process.frontend
+    env = tuple((name, os.environ.get(name)) for name in keys.ENV_NAMES)
+    base = _base(file, _stamp(file), frontend, _stamp(frontend), env)
     overlay = _overlay.get()
     return dataclasses.replace(base, **overlay) if overlay else base
 
@@ -173,11 +188,16 @@ def parse_overrides(text: str | Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 # -- the base layers ---------------------------------------------------------------------------------------------------
-def load(file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Defaults ← `file` (when given and present) ← the PROVENANCE_* variables of `environ` (os.environ by default)."""
+def load(
+    file: str | Path | None = None, environ: Mapping[str, str] | None = None, frontend: str | Path | None = None
+) -> Settings:
+    """Defaults ← `file` (when given and present) ← the frontend's settings file `frontend` (likewise) ← the
+    PROVENANCE_* variables of `environ` (os.environ by default)."""
     values: dict[str, Any] = {}
     if file is not None:
         values.update(read_file(file))
+    if frontend is not None:
+        values.update(read_frontend_file(frontend))
     values.update(keys.from_environ(os.environ if environ is None else environ))
     return Settings(**values)
 
@@ -227,6 +247,46 @@ def _damaged(path: Path, why: str, strict: bool) -> dict[str, Any]:
     return {}
 
 
+def read_frontend_file(path: str | Path) -> dict[str, Any]:
+    """The pack's settings the frontend stored (FRONTEND_KEYS) in ComfyUI's comfy.settings.json; a missing,
+    oversized, unreadable or non-JSON file, or a value of the wrong type, is a warning and sets nothing."""
+    from .budget import open_regular
+    from .errors import ReadError
+
+    path = Path(path)
+    try:
+        with open_regular(path) as fp:  # never blocks on a FIFO planted at the path
+            data = fp.read(FRONTEND_MAX_BYTES + 1)
+    except ReadError as err:
+        if isinstance(err.__cause__, FileNotFoundError):
+            return {}
+        logger.warning("provenance: frontend settings %s ignored: %s", path, err)
+        return {}
+    except OSError as err:
+        logger.warning("provenance: frontend settings %s ignored: %s", path, err.strerror or err)
+        return {}
+    if len(data) > FRONTEND_MAX_BYTES:
+        logger.warning("provenance: frontend settings %s ignored: over %d bytes", path, FRONTEND_MAX_BYTES)
+        return {}
+    try:
+        found = json.loads(data) if data.strip() else {}
+    except (ValueError, RecursionError) as err:
+        logger.warning("provenance: frontend settings %s ignored: not JSON (%s)", path, " ".join(str(err).split()))
+        return {}
+    if not isinstance(found, dict):
+        logger.warning("provenance: frontend settings %s ignored: not a JSON object", path)
+        return {}
+    values: dict[str, Any] = {}
+    for setting_id, name in FRONTEND_KEYS.items():
+        if setting_id not in found:
+            continue
+        try:
+            values[name] = KEYS[name].check(setting_id, found[setting_id])
+        except SettingsError as err:
+            logger.warning("provenance: frontend settings %s: %s; ignored", path, err)
+    return values
+
+
 def _stamp(file: Path | None) -> tuple[int, int, int] | None:
     """What says the file changed (an edit while ComfyUI runs takes effect at the next save)."""
     if file is None:
@@ -239,7 +299,14 @@ def _stamp(file: Path | None) -> tuple[int, int, int] | None:
 
 
 @lru_cache(maxsize=32)
-def _base(file: Path | None, stamp: tuple[int, int, int] | None, env: tuple[tuple[str, str | None], ...]) -> Settings:
-    # Keyed by the file's stamp and the variables' values: each change is read (and warned about) once.
+def _base(
+    file: Path | None,
+    stamp: tuple[int, int, int] | None,
+    frontend: Path | None,
+    frontend_stamp: tuple[int, int, int] | None,
+    env: tuple[tuple[str, str | None], ...],
+) -> Settings:
+    # Keyed by the files' stamps and the variables' values: each change is read (and warned about) once.
     present = file if stamp is not None else None
-    return load(present, {name: value for name, value in env if value is not None})
+    front = frontend if frontend_stamp is not None else None
+    return load(present, {name: value for name, value in env if value is not None}, front)

@@ -12,10 +12,10 @@ import numpy as np
 
 from .. import __version__, compat
 from ..metadata import settings
-from ..metadata.capture import SaveContext
+from ..metadata.capture import SaveContext, short
 from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS, parse_targets
 from ..metadata.hashing import hash_models, shared_background, shared_cache, wait_cap
-from ..metadata.record import Model
+from ..metadata.record import Model, Placement, Record
 from ..metadata.save import SavedFile, SaveOptions, save_images
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,10 @@ DESCRIPTION = (
     "too small. Honours ComfyUI's --disable-metadata."
 )
 FORMATS = ["png", "jpeg", "webp"]
+# The websocket event the web panel shows when a save could not put everything where it was asked to.
+FALLBACK_EVENT = "provenance.fallback"
+# How the save's fallback (metadata/save.py, metadata/media.py) words it when no metadata could be embedded.
+EMBED_FAILED = ("embedding metadata failed", "planning metadata failed")
 DEFAULT_TARGET_LIST = [t for t in TARGETS if t in DEFAULT_TARGETS]
 DEFAULT_PREFIX = "ComfyUI"
 # What an input left out of the prompt means (they are optional, so SaveImage's prompts work as they are).
@@ -198,7 +202,8 @@ def with_session(
     `options` (the node's input: a JSON object of per-run settings) is applied with settings.override
     around all of it, so it changes what this save reads and nothing else; bad JSON or an unknown key
     fails the node with a ValueError listing the allowed keys. With the `catalogue` setting on (and
-    metadata not disabled) the saved files are queued for the catalogue's background writer."""
+    metadata not disabled) the saved files are queued for the catalogue's background writer. When
+    something fell back (fallback_event), the browser is told through ComfyUI's websocket."""
     prompt_id = compat.current_prompt_id()
     context = SaveContext(
         prompt=prompt,
@@ -214,6 +219,7 @@ def with_session(
             saved = save(context, snapshot)
             if not disabled and settings.current().catalogue:
                 catalogue_saved(saved)
+            notify_fallback(saved, prompt_id, context.save_node_id, disabled)
             return saved
     finally:
         if prompt_id is not None and context.save_node_id is not None:
@@ -230,6 +236,60 @@ def catalogue_saved(saved: list[SavedFile]) -> None:
         logger.warning("provenance: saved files not queued for the catalogue: %s", err)
 
 
+def notify_fallback(saved: list[SavedFile], prompt_id: str | None, node_id: str | None, disabled: bool) -> None:
+    """Send FALLBACK_EVENT to the browser when something fell back (never raises: the files are saved)."""
+    try:
+        event = fallback_event(saved, prompt_id, node_id, disabled)
+        if event is not None:
+            compat.send_event(FALLBACK_EVENT, event)
+    except Exception as err:
+        logger.warning("provenance: the fallback event was not sent: %s", err)
+
+
+def fallback_event(
+    saved: list[SavedFile], prompt_id: str | None, node_id: str | None, disabled: bool
+) -> dict[str, Any] | None:
+    """{"prompt_id", "node_id", "files": [{filename, subfolder, type}], "reasons": [{kind, detail}]} of the
+    files whose metadata did not all go where asked; None when nothing fell back."""
+    files: list[dict[str, str]] = []
+    reasons: list[dict[str, str]] = []
+    for file in saved:
+        found = [{"kind": "metadata_disabled", "detail": "ComfyUI runs with --disable-metadata: pixels only"}]
+        if not disabled:
+            found = record_fallbacks(file.record) if file.record is not None else []
+        if found:
+            files.append({"filename": file.path.name, "subfolder": file.subfolder, "type": "output"})
+            reasons.extend(r for r in found if r not in reasons)
+    if not files:
+        return None
+    return {"prompt_id": prompt_id, "node_id": node_id, "files": files, "reasons": reasons}
+
+
+def record_fallbacks(record: Record) -> list[dict[str, str]]:
+    """What the saved record says fell back: a target moved to a sidecar or not written, the embedding that
+    failed as a whole, a model hash still pending. Each {"kind", "detail"} (one line)."""
+    found = [("embed_failed", w) for w in record.provenance.warnings if w.startswith(EMBED_FAILED)]
+    found.extend(r for p in record.provenance.embedding if (r := _placement_fallback(p)) is not None)
+    found.extend(
+        ("hash_pending", f"{m.role} {m.name}: hash still being computed when saved")
+        for m in record.models
+        if m.other.get("hash_pending")
+    )
+    return [{"kind": kind, "detail": short(" ".join(detail.split()))} for kind, detail in found]
+
+
+def _placement_fallback(p: Placement) -> tuple[str, str] | None:
+    why = f": {p.reason}" if p.reason else ""
+    to_sidecar = p.location.startswith("sidecar:") and not p.target.startswith("sidecar_")
+    if p.status == "moved" or (p.status == "written" and to_sidecar):
+        return "sidecar", f"{p.target} went to {p.location}{why}"
+    if p.status == "written":
+        return None
+    if p.status == "failed":
+        return "embed_failed", f"{p.target} ({p.location}) failed{why}"
+    return "other", f"{p.target} ({p.location}) {p.status}{why}"
+
+
 def node_value(key: str, given: Any) -> Any:
     """A node input's value: an override naming `key` (the node's `options`) wins, then the input as the
     prompt gave it, then the settings (the input was left out of the prompt)."""
@@ -239,5 +299,14 @@ def node_value(key: str, given: Any) -> Any:
 
 
 def node_targets(given: str | Iterable[str] | None) -> frozenset[str]:
-    """The `targets` input the same way; ValueError naming the allowed targets for an unknown one."""
-    return parse_targets(node_value("targets", given))
+    """The `targets` input the same way; ValueError naming the allowed targets for an unknown one.
+
+    An empty selection counts as left out (the settings' targets): the frontend gives a newly added
+    node's multi-select no value at all (1.49.6 drops the input's default), and a save node that
+    silently embeds nothing is the one failure this pack exists to prevent. Pixels only is ComfyUI's
+    --disable-metadata."""
+    chosen = given if given is None or isinstance(given, str) else list(given)
+    if chosen is not None and not (chosen.strip() if isinstance(chosen, str) else chosen):
+        logger.debug("provenance: the node's targets input is empty: the settings' targets apply")
+        chosen = None
+    return parse_targets(node_value("targets", chosen))

@@ -37,6 +37,8 @@ class Options:
     dry_run: bool = False
     timeout: float = DEFAULT_TIMEOUT_S
     hash_wait: float = DEFAULT_HASH_WAIT_S
+    # False: return as soon as the prompt is queued (status "queued"), nothing fetched or compared (the web panel).
+    wait: bool = True
 
 
 @dataclass
@@ -99,9 +101,10 @@ def _is_output(node: Any, object_info: Mapping[str, Any]) -> bool:
     return bool(mapping(object_info.get(str(mapping(node).get("class_type")))).get("output_node"))
 
 
-def reproduce(spec: str, options: Options, say: Say, progress: Progress | None = None) -> Report:
-    """Everything `provenance reproduce` does; ReproduceError when it cannot even get to a report."""
-    target = load(spec)
+def reproduce(spec: str | Target, options: Options, say: Say, progress: Progress | None = None) -> Report:
+    """Everything `provenance reproduce` does, for a spec or a Target already loaded; ReproduceError when it
+    cannot even get to a report."""
+    target = spec if isinstance(spec, Target) else load(spec)
     client = Client(options.server)
     report = Report(target=target.label, server=client.url, notes=list(target.notes))
     object_info = client.object_info()
@@ -123,6 +126,9 @@ def reproduce(spec: str, options: Options, say: Say, progress: Progress | None =
     extra = {"extra_pnginfo": {"workflow": workflow}} if isinstance(workflow, dict) else {}
     client.queue(prompt, report.prompt_id, extra)
     say(f"queued prompt {report.prompt_id} on {client.url}")
+    if not options.wait:
+        report.status, report.exit_code = "queued", IDENTICAL  # so far so good: the run's outcome is not awaited
+        return report
     entry = client.wait(report.prompt_id, options.timeout, progress)
     _raise_for_error(entry)
     report.output = _pick_output(entry, target)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,14 +130,10 @@ def _png(data: bytes) -> dict[str, Any]:
                 if method != 0:
                     offset += 12 + length
                     continue
-                inflater = zlib.decompressobj()
-                try:  # DecompressionStream('deflate') rejects truncated streams and trailing bytes
-                    content = inflater.decompress(content)
-                    if not inflater.eof or inflater.unused_data:
-                        raise zlib.error("incomplete or trailing data")
-                except zlib.error:
-                    offset += 12 + length
-                    continue
+                # decompressZlib awaits writer.write() and writer.close() before it reads, and a
+                # DecompressionStream's write waits for a reader: in Chromium 156 every compressed iTXt,
+                # even 79 bytes, leaves the load pending forever (tests/test_comfyui_web.py saw it).
+                raise JsError(f"compressed iTXt {keyword!r}: decompressZlib never settles (no reader)")
             out[keyword] = _decode(content)
         offset += 12 + length
     return out

@@ -289,16 +289,27 @@ def test_parse_json_replaces_bare_non_finite_tokens_only() -> None:
         parse_json('{"a": 1NaN}')
 
 
-def test_png_text_chunks_and_compressed_itxt(tmp_path: Path, graph: Any) -> None:
+def test_png_text_chunks_and_itxt(tmp_path: Path, graph: Any) -> None:
     prompt, workflow = graph
     info = PngInfo()
-    info.add_itxt("workflow", json.dumps(workflow), zip=True)
+    info.add_itxt("workflow", json.dumps(workflow), zip=False)
     info.add_text("prompt", json.dumps(prompt))
     info.add_text("parameters", "a cat\nSteps: 20, Sampler: Euler")
     Image.new("RGB", (8, 8)).save(tmp_path / "still.png", pnginfo=info)
     loaded = frontend_load(tmp_path / "still.png")
     assert (loaded.loaded, loaded.workflow, loaded.prompt) == ("workflow", workflow, prompt)
     assert loaded.parameters == "a cat\nSteps: 20, Sampler: Euler"
+
+
+def test_a_compressed_itxt_chunk_never_loads(tmp_path: Path, graph: Any) -> None:
+    """Any compressed iTXt, even a tiny one beside plain graphs, leaves the frontend's load pending."""
+    _, workflow = graph
+    info = PngInfo()
+    info.add_text("workflow", json.dumps(workflow))
+    info.add_itxt("note", "x", zip=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "still.png", pnginfo=info)
+    loaded = frontend_load(tmp_path / "still.png")
+    assert loaded.loaded is None and "never settles" in (loaded.reason or "")
 
 
 @pytest.mark.parametrize("suffix", [".flac", ".mp3", ".opus"])

@@ -2,8 +2,10 @@
 
 Writer (research/readers.md §0): `parameters` via add_text (tEXt, or uncompressed iTXt when not
 Latin-1), `prompt`/`workflow` as tEXt with core's json.dumps (ASCII, so tEXt), the record in
-one iTXt `comfyui_provenance` chunk (zlib from 4 KiB on, never inflating beyond Pillow's 1 MiB
-cap), XMP in iTXt `XML:com.adobe.xmp`. All text stays within Pillow's 64 MiB text budget;
+one uncompressed iTXt `comfyui_provenance` chunk (at most 1 MiB), XMP in iTXt `XML:com.adobe.xmp`.
+No chunk is ever compressed: the ComfyUI frontend (1.49.6 to at least 1.58.1) never finishes loading
+a PNG with a compressed iTXt chunk (its decompressZlib waits on a DecompressionStream write that
+needs a reader first), so a dropped file would load nothing. All text stays within Pillow's 64 MiB text budget;
 what does not fit moves to a sidecar. Restamp splices the same chunks into an existing file's
 chunk stream, copying image data byte for byte. Reader: a chunk walker that seeks over image
 data, so reading costs no pixel decoding; sizes and inflation are capped.
@@ -28,7 +30,6 @@ from ..budget import Budget, BudgetExceeded
 from ..errors import ReadError
 from ..limits import (
     PNG_COMPRESSED_TEXT_MAX,
-    PNG_RECORD_COMPRESS_FROM,
     PNG_TEXT_TOTAL_BUDGET,
     READ_CHUNK_MAX,
     READ_DECOMPRESS_MAX,
@@ -119,7 +120,7 @@ class PngFormat:
         if size <= cap:
             plan.place(RECORD, f"png:iTXt:{RECORD_KEY}")
             return size
-        reason = f"record ({size:,} bytes) exceeds the 1 MiB compressed-text cap"
+        reason = f"record ({size:,} bytes) exceeds the 1 MiB text-chunk cap"
         if graphs:
             slim = len(embedded_record_json(payloads.record, graphs)) + PLACEMENT_MARGIN
             if slim <= cap:
@@ -240,7 +241,7 @@ def _pnginfo(payloads: Payloads, plan: Plan) -> PngImagePlugin.PngInfo:
     else:
         record_json = None
     if record_json is not None:
-        info.add_itxt(RECORD_KEY, record_json, zip=len(record_json) >= PNG_RECORD_COMPRESS_FROM)
+        info.add_itxt(RECORD_KEY, record_json, zip=False)  # compressed iTXt hangs ComfyUI's loader (above)
     return info
 
 
