@@ -21,13 +21,14 @@ import os
 import random
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -35,7 +36,16 @@ import numpy as np
 
 from comfyui_provenance.catalogue import Query, open_catalogue
 from comfyui_provenance.catalogue.indexer import Examined, store
-from comfyui_provenance.catalogue.rows import FileRow, ModelRow, RecordRows, json_text, normalized, record_rows, stamp
+from comfyui_provenance.catalogue.rows import (
+    FileRow,
+    ModelRow,
+    RecordRows,
+    json_text,
+    normalized,
+    record_rows,
+    seed_from_db,
+    stamp,
+)
 from comfyui_provenance.cli.index import default_jobs
 from comfyui_provenance.cli.main import main as cli_main
 from comfyui_provenance.metadata.capture import SaveContext
@@ -200,23 +210,46 @@ def postgres_size(url: str) -> int:
     return int(row[0])
 
 
-def run_backend(name: str, location: str, size: Callable[[], int], args: argparse.Namespace) -> list[str]:
+def run_backend(
+    name: str, location: str, size: Callable[[], int], args: argparse.Namespace, *, filled: bool = False
+) -> list[str]:
     synth = Synth(templates())
+    if filled:  # a database an earlier run filled (--sqlite-db): the same pools, seeds sampled from it
+        with closing(sqlite3.connect(f"file:{location}?mode=ro", uri=True)) as db:
+            records = int(db.execute("SELECT count(*) FROM files").fetchone()[0])
+            sample = db.execute("SELECT seed FROM generations ORDER BY random() LIMIT 500")
+            synth.seeds = [s for (v,) in sample if (s := seed_from_db(v)) is not None]
+        print(f"\n{name}: {records:,} records already in {location}; queries only")
+        return query_report(name, location, size, args, synth, records, None)
     print(f"\n{name}: {args.records:,} records in batches of {args.batch}")
     elapsed, making = fill(location, synth, args.records, args.batch)
     seconds = elapsed - making  # the catalogue's time: making the synthetic records is not indexing
+    return query_report(name, location, size, args, synth, args.records, (seconds, making))
+
+
+def query_report(
+    name: str,
+    location: str,
+    size: Callable[[], int],
+    args: argparse.Namespace,
+    synth: Synth,
+    records: int,
+    timing: tuple[float, float] | None,
+) -> list[str]:
     total = size()
     startup, ms, hits = latencies(location, synth, args.queries)
-    print(
-        f"  index: {args.records / seconds:,.0f} records/s ({seconds:.1f} s writing; "
-        f"{making:.1f} s more making the records)"
-    )
-    print(f"  size: {total / 1e6:,.1f} MB, {total / args.records / 1024:.2f} KiB per record")
+    if timing is not None:
+        seconds, making = timing
+        print(
+            f"  index: {records / seconds:,.0f} records/s ({seconds:.1f} s writing; "
+            f"{making:.1f} s more making the records)"
+        )
+    print(f"  size: {total / 1e6:,.1f} MB, {total / records / 1024:.2f} KiB per record")
     print(f"  start-up (open + first query): {startup:.1f} ms")
     header = f"  {'query':<11} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'hits/q':>7} {'target':>7} result"
     print(header)
     print("  " + "-" * (len(header) - 2))
-    summary = [f"{name} {args.records / seconds:,.0f} rec/s"]
+    summary = [f"{name} {records / timing[0]:,.0f} rec/s" if timing else f"{name} {records:,} records"]
     for kind in KINDS:
         target = TEXT_TARGET_MS if kind == "text" else FIELD_TARGET_MS
         high = p95(ms[kind])
@@ -316,6 +349,7 @@ def main() -> None:
     parser.add_argument("--files", metavar="DIR", help="index this folder (generated and kept when absent)")
     parser.add_argument("--count", type=int, default=2000, help="files to generate (default: %(default)s)")
     parser.add_argument("--skip", default="", help="records,files")
+    parser.add_argument("--sqlite-db", metavar="PATH", help="query this filled SQLite catalogue instead of filling one")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     summary: list[str] = []
@@ -324,7 +358,10 @@ def main() -> None:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="catalogue-bench-")))
         if "records" not in skip:
             for backend in args.backends.split(","):
-                if backend == "sqlite":
+                if backend == "sqlite" and args.sqlite_db:
+                    path = Path(args.sqlite_db)
+                    summary += run_backend("sqlite", str(path), lambda p=path: sqlite_size(p), args, filled=True)
+                elif backend == "sqlite":
                     path = scratch / "bench.sqlite"
                     summary += run_backend("sqlite", str(path), lambda p=path: sqlite_size(p), args)
                 elif backend == "postgres":

@@ -77,9 +77,40 @@ def where(query: Query) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+# Relative cost of sorting one full-text match against walking one file newest first (measured at
+# 1,000,000 records: 1.7 us a match sorted, 4.4 us a file walked): see walk_newest_first.
+SORT_OVER_WALK = 2.6
+WALK_MIN_MATCHES = 2000
+
+
+def walk_newest_first(db: sqlite3.Connection, query: Query) -> bool:
+    """Whether a text search should walk files newest first, probing the matches, instead of sorting them.
+
+    SQLite's plan takes every FTS match, fetches its file and sorts them all: 0.7 s for a common word
+    at a million files. Walking the `made` index stops after the page is full, which is cheap when
+    matches are many and costly when they are few; the matches are counted (up to the crossover,
+    a few ms) to choose. Only for text alone: a model, LoRA or seed filter selects fewer rows first.
+    """
+    fts = query.fts()
+    if fts is None or not (query.text and query.text.strip()) or query.seed is not None:
+        return False
+    if query.lora is not None or query.model is not None:
+        return False
+    files = db.execute("SELECT max(id) FROM files").fetchone()[0] or 0
+    wanted = query.limit + query.offset
+    crossover = max(WALK_MIN_MATCHES, int((SORT_OVER_WALK * wanted * files) ** 0.5))
+    counted = db.execute(
+        "SELECT count(*) FROM (SELECT rowid FROM prompts WHERE prompts MATCH ? LIMIT ?)", (fts, crossover)
+    ).fetchone()[0]
+    return bool(counted >= crossover)
+
+
 def search_rows(db: sqlite3.Connection, query: Query) -> list[dict[str, Any]]:
     clause, params = where(query)
-    sql = SELECT + clause + " ORDER BY f.made DESC, f.path LIMIT ? OFFSET ?"
+    select = (
+        SELECT.replace("FROM files f", "FROM files f INDEXED BY files_made") if walk_newest_first(db, query) else SELECT
+    )
+    sql = select + clause + " ORDER BY f.made DESC, f.path LIMIT ? OFFSET ?"
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in db.execute(sql, [*params, query.limit, query.offset])]
     models = _models_of(db, [row["id"] for row in rows])
     for row in rows:

@@ -21,7 +21,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from test_save_media import frames, video_context
 
-from comfyui_provenance.catalogue import CatalogueError, Query, open_catalogue
+from comfyui_provenance.catalogue import CatalogueError, Query, open_catalogue, sqlite_search
 from comfyui_provenance.catalogue.rows import normalized
 from comfyui_provenance.cli.main import main
 from comfyui_provenance.metadata.media import MediaOptions, clip_from, save_video
@@ -338,3 +338,32 @@ def test_concurrent_indexers_and_searchers(tmp_path: Path) -> None:
         one = "SELECT count(*) FROM models m JOIN files f ON f.id = m.file_id WHERE f.folder = ?"
         per_copy = raw.execute(one, (str(tmp_path / "out" / "0"),)).fetchone()[0]
         assert per_copy > 0 and raw.execute("SELECT count(*) FROM models").fetchone()[0] == 4 * per_copy
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"text": "bottle"},
+        {"text": "galaxy bottle", "limit": 1},
+        {"text": "bottle", "limit": 1, "offset": 1},
+        {"text": "a", "since": "2024-01-01", "until": "2024-12-31"},
+        {"text": "the", "limit": 2, "offset": 3},
+        {"text": "nowhere-to-be-found"},
+    ],
+)
+def test_walking_files_newest_first_gives_the_sorted_answer(
+    corpus: tuple[Path, dict[str, Path]], monkeypatch: pytest.MonkeyPatch, query: dict[str, Any]
+) -> None:
+    """The plan a common word gets at scale (walk `made`, probe the matches) returns exactly the rows, in
+    the order, of the plan a rare word gets (sort every match): forced both ways on the same corpus."""
+    db, _ = corpus
+    catalogue = open_catalogue(db)
+    try:
+        monkeypatch.setattr(sqlite_search, "WALK_MIN_MATCHES", 10**9)
+        sorted_rows = catalogue.search(Query(**query))
+        monkeypatch.setattr(sqlite_search, "WALK_MIN_MATCHES", 1)
+        monkeypatch.setattr(sqlite_search, "SORT_OVER_WALK", 0.0)
+        assert sqlite_search.walk_newest_first(catalogue.db, Query(**query)) == (query["text"] != "nowhere-to-be-found")
+        assert catalogue.search(Query(**query)) == sorted_rows
+    finally:
+        catalogue.close()
