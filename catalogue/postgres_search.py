@@ -120,7 +120,10 @@ def where(query: Query) -> tuple[str, list[Any]]:
 
 def search_rows(db: Any, query: Query) -> list[dict[str, Any]]:
     clause, params = where(query)
-    sql = SELECT + clause + ' ORDER BY f.made COLLATE "C" DESC, f.path COLLATE "C" LIMIT %s OFFSET %s'
+    # The page's ids first (sorting id, made, path only), then its rows, as in sqlite_search.page_sql.
+    source = "files f LEFT JOIN generations g ON g.file_id = f.id" if "g." in clause else "files f"
+    order = ' ORDER BY f.made COLLATE "C" DESC, f.path COLLATE "C"'
+    sql = f"{SELECT} WHERE f.id IN (SELECT f.id FROM {source}{clause}{order} LIMIT %s OFFSET %s){order}"
     found = db.execute(sql, [*params, query.limit, query.offset]).fetchall()
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in found]
     models = _models_of(db, [row["id"] for row in rows])

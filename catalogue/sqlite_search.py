@@ -105,12 +105,19 @@ def walk_newest_first(db: sqlite3.Connection, query: Query) -> bool:
     return bool(counted >= crossover)
 
 
+def page_sql(clause: str, walk: bool) -> str:
+    """The page's ids first, sorting only (id, made, path), then its rows: sorting whole joined rows
+    (prompts and all) for a checkpoint on 3,300 of a million files took 60-130 ms, the ids alone 20."""
+    source = "files f INDEXED BY files_made" if walk else "files f"
+    if "g." in clause:  # a seed or sampler filter needs the generation while choosing
+        source += " LEFT JOIN generations g ON g.file_id = f.id"
+    order = " ORDER BY f.made DESC, f.path"
+    return f"{SELECT} WHERE f.id IN (SELECT f.id FROM {source}{clause}{order} LIMIT ? OFFSET ?){order}"
+
+
 def search_rows(db: sqlite3.Connection, query: Query) -> list[dict[str, Any]]:
     clause, params = where(query)
-    select = (
-        SELECT.replace("FROM files f", "FROM files f INDEXED BY files_made") if walk_newest_first(db, query) else SELECT
-    )
-    sql = select + clause + " ORDER BY f.made DESC, f.path LIMIT ? OFFSET ?"
+    sql = page_sql(clause, walk_newest_first(db, query))
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in db.execute(sql, [*params, query.limit, query.offset])]
     models = _models_of(db, [row["id"] for row in rows])
     for row in rows:
