@@ -111,7 +111,7 @@ class Client:
 
     def queue(self, prompt: Mapping[str, Any], prompt_id: str, extra_data: Mapping[str, Any]) -> dict[str, Any]:
         """POST /prompt; ReproduceError with ComfyUI's own reasons when it refuses the prompt."""
-        body = {"prompt": prompt, "prompt_id": prompt_id, "client_id": "provenance", "extra_data": extra_data}
+        body = {"prompt": wrapped(prompt), "prompt_id": prompt_id, "client_id": "provenance", "extra_data": extra_data}
         status, data = self.json("/prompt", body=body)
         if status == 200 and isinstance(data, dict) and "prompt_id" in data:
             return data
@@ -156,6 +156,30 @@ class Client:
             where = f"{subfolder}/{filename}" if subfolder else filename
             raise ServerError(f"{self.url}/view could not serve {where} (HTTP {status})")
         return data
+
+
+def wrapped(prompt: Mapping[str, Any]) -> dict[str, Any]:
+    """The prompt as ComfyUI takes it back: a list input that is not a link becomes {"__value__": list}.
+
+    ComfyUI's validation unwraps such values in place, so the prompt a file carries holds a
+    multi-select's choice (`targets`) as a bare list, which /prompt would read as a broken link.
+    """
+    out: dict[str, Any] = {}
+    for node_id, node in prompt.items():
+        inputs = node.get("inputs") if isinstance(node, Mapping) else None
+        if not isinstance(inputs, Mapping):
+            out[node_id] = node
+            continue
+        fixed = {
+            name: {"__value__": value} if isinstance(value, list) and not _links(value, prompt) else value
+            for name, value in inputs.items()
+        }
+        out[node_id] = {**node, "inputs": fixed}
+    return out
+
+
+def _links(value: list[Any], prompt: Mapping[str, Any]) -> bool:
+    return len(value) == 2 and str(value[0]) in prompt and isinstance(value[1], int) and not isinstance(value[1], bool)
 
 
 def mapping(value: Any) -> Mapping[str, Any]:

@@ -287,9 +287,12 @@ def test_reproduce_checks_then_queues(session: Session) -> None:
     queue.click()
     result = tab.locator('[data-testid="provenance-reproduce-result"]')
     session.page.wait_for_function(
-        "() => /queued/i.test(document.querySelector('[data-testid=provenance-reproduce-result]')?.textContent || '')",
+        "() => /queued/i.test(document.querySelector('[data-testid=provenance-reproduce-result]')?.textContent || '')"
+        " || (document.querySelector('[data-testid=provenance-error]')?.textContent || '').trim()",
         timeout=TIMEOUT_MS,
     )
+    error = tab.locator('[data-testid="provenance-error"]').inner_text().strip()
+    assert not error and "queued" in result.inner_text().lower(), (error, result.inner_text())
     session.shot("reproduce-queued")
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:

@@ -369,3 +369,18 @@ def test_the_strongest_hash_both_sides_know_is_compared(mine: dict[str, str], ki
     answer = {"sha256": "1" * 64, "autov3": "2" * 12}
     assert shared_kind(mine, answer) == (kind, next(iter(mine.values())))
     assert shared_kind(mine, {"size": 1}) == (None, "")
+
+
+def test_list_values_go_back_wrapped_as_comfyui_takes_them(fake: FakeComfyUI) -> None:
+    """A file's prompt holds a multi-select as a bare list (ComfyUI unwraps {"__value__": ...} in place
+    while validating); queued as is, /prompt reads it as a broken link. Links stay links."""
+    prompt = sd_graph(5)
+    prompt["9"]["inputs"]["targets"] = ["a1111", "record"]
+    prompt["9"]["inputs"]["pair"] = ["xmp", 0]  # two items, but no node "xmp": a value, not a link
+    client = Client(fake.url)
+    client.queue(prompt, str(uuid.uuid4()), {})
+    sent = fake.posted[-1]["prompt"]["9"]["inputs"]
+    assert sent["targets"] == {"__value__": ["a1111", "record"]}
+    assert sent["pair"] == {"__value__": ["xmp", 0]}
+    assert sent["images"] == prompt["9"]["inputs"]["images"]  # a link to node 8
+    assert prompt["9"]["inputs"]["targets"] == ["a1111", "record"]  # the caller's prompt is left alone
