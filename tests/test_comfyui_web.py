@@ -30,6 +30,7 @@ import comfyui_harness as harness
 import pytest
 from test_comfyui import require_sd, sd_graph
 
+from comfyui_provenance import __version__
 from comfyui_provenance.metadata.read import read
 
 pytestmark = pytest.mark.comfyui
@@ -189,6 +190,10 @@ def queue_from_browser(page: Any, server: harness.Server, prefix: str) -> dict[s
 def test_the_extension_registers_and_the_tab_opens(session: Session) -> None:
     names = session.page.evaluate("() => app.extensions.map(e => e.name)")
     assert EXTENSION in names
+    badges = session.page.evaluate(f"() => app.extensions.find(e => e.name === '{EXTENSION}').aboutPageBadges")
+    assert any(__version__ in b["label"] for b in badges), badges
+    format_default = session.page.evaluate("() => app.extensionManager.setting.get('Provenance.SaveDefaults.Format')")
+    assert format_default == "png"
     session.shot("canvas-with-extension")
     tab = session.open_tab()
     status = tab.locator('[data-testid="provenance-status"]')
