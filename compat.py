@@ -240,3 +240,42 @@ def _is_v3_node(obj_class: Any) -> bool:
     except ImportError:
         return False
     return isinstance(obj_class, type) and issubclass(obj_class, _ComfyNodeInternal)
+
+
+def sampler_names() -> list[str]:
+    """ComfyUI's samplers (`comfy.samplers.KSampler.SAMPLERS`), read at run time: packs may extend the list."""
+    import comfy.samplers
+
+    return list(comfy.samplers.KSampler.SAMPLERS)
+
+
+def scheduler_names() -> list[str]:
+    """ComfyUI's schedulers (`comfy.samplers.KSampler.SCHEDULERS`), read at run time: packs may extend the list."""
+    import comfy.samplers
+
+    return list(comfy.samplers.KSampler.SCHEDULERS)
+
+
+def common_ksampler(
+    model: Any,
+    positive: Any,
+    negative: Any,
+    latent: dict[str, Any],
+    *,
+    seed: int,
+    steps: int,
+    cfg: float,
+    sampler_name: str,
+    scheduler: str,
+    denoise: float = 1.0,
+) -> tuple[dict[str, Any]]:
+    """`nodes.common_ksampler`: exactly what core KSampler runs (0.33.0 nodes.py:1571: noise from the seed on
+    the CPU, the sampler and scheduler by name, the latent's noise mask and batch index), so a latent made
+    here is bit for bit KSampler's with the same parameters."""
+    import importlib
+
+    nodes: Any = importlib.import_module("nodes")  # ComfyUI's nodes.py (a name mypy cannot follow here)
+    out: tuple[dict[str, Any]] = nodes.common_ksampler(
+        model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, denoise=denoise
+    )
+    return out

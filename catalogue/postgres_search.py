@@ -75,13 +75,16 @@ def tsquery(query: Query) -> str | None:
 
 
 def _model_clause(value: str, lora: bool) -> tuple[str, list[Any]]:
+    """Files that used the model, an IN over the models' own indexes as in sqlite_search: a correlated
+    EXISTS with `norm = … OR hash = …` let the planner walk files newest first probing each, 1.6 s p95
+    for a checkpoint hash at a million files."""
     norm, kind, digest = model_terms(value)
     role = " AND m.role = 'lora'" if lora else ""
+    by_name = f"SELECT m.file_id FROM models m WHERE m.norm = %s{role}"
     if kind is None:
-        return f"EXISTS (SELECT 1 FROM models m WHERE m.file_id = f.id{role} AND m.norm = %s)", [norm]
+        return f"f.id IN ({by_name})", [norm]
     column = HASH_COLUMNS[kind]
-    clause = f"EXISTS (SELECT 1 FROM models m WHERE m.file_id = f.id{role} AND (m.norm = %s OR {column} = %s))"
-    return clause, [norm, digest]
+    return f"f.id IN ({by_name} UNION SELECT m.file_id FROM models m WHERE {column} = %s{role})", [norm, digest]
 
 
 def where(query: Query) -> tuple[str, list[Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +30,8 @@ class SaveContext:
     comfyui_version: str | None = None
     # Set by scrubbed(): core's text chunks (prompt, then each extra_pnginfo key) as JSON.
     chunks: list[tuple[str, str]] | None = None
+    # What the save node adds to the record once it is built (the engine reports of the samplers upstream).
+    amend: Callable[[Record], None] | None = None
 
     def scrubbed(self) -> SaveContext:
         """This context without credentials anywhere, with its JSON chunks made once.
@@ -125,6 +127,12 @@ def build_record(
     prov.comfyui_version = context.comfyui_version
     prov.prompt_id = context.prompt_id
     prov.save_node_id = context.save_node_id
+    if context.amend is not None:
+        try:
+            context.amend(record)
+        except Exception as err:  # what the save node adds is extra: the record stands without it
+            logger.warning("provenance: amending the record failed: %s", err, exc_info=True)
+            record.warn(short(f"amending the record failed: {type(err).__name__}: {err}"))
     return record
 
 

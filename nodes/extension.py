@@ -7,6 +7,7 @@ from typing import Any
 from .. import compat
 from ..metadata.formats.base import TARGETS
 from ..metadata.settings import OPTIONS_EXAMPLE
+from . import sampler
 from . import save_image as spec
 from . import save_media as media
 
@@ -230,6 +231,78 @@ class ProvenanceSaveAudio(io.ComfyNode):  # type: ignore[misc,name-defined]
         return io.NodeOutput(ui={"audio": results})
 
 
+class ProvenanceSampler(io.ComfyNode):  # type: ignore[misc,name-defined]
+    @classmethod
+    def define_schema(cls) -> Any:
+        from ..engines import MODES
+
+        tip = sampler.TOOLTIPS
+        return io.Schema(
+            node_id=sampler.NODE_ID,
+            display_name=sampler.DISPLAY_NAME,
+            category=sampler.CATEGORY,
+            description=sampler.DESCRIPTION,
+            inputs=[
+                io.Model.Input("model", tooltip=tip["model"]),
+                io.Conditioning.Input("positive", tooltip=tip["positive"]),
+                io.Conditioning.Input("negative", tooltip=tip["negative"]),
+                io.Latent.Input("latent_image", tooltip=tip["latent_image"]),
+                io.Int.Input(
+                    "seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip=tip["seed"]
+                ),
+                io.Int.Input("steps", default=0, min=0, max=10000, tooltip=tip["steps"]),
+                io.Float.Input("cfg", default=0.0, min=0.0, max=100.0, step=0.1, round=0.01, tooltip=tip["cfg"]),
+                io.Combo.Input(
+                    "sampler_name", options=sampler.sampler_options(compat.sampler_names()), tooltip=tip["sampler_name"]
+                ),
+                io.Combo.Input(
+                    "scheduler", options=sampler.scheduler_options(compat.scheduler_names()), tooltip=tip["scheduler"]
+                ),
+                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip=tip["denoise"]),
+                io.Combo.Input("mode", options=list(MODES), default=MODES[0], optional=True, tooltip=tip["mode"]),
+                io.String.Input("preset", default="", optional=True, tooltip=tip["preset"]),
+            ],
+            outputs=[io.Latent.Output()],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        *,
+        model: Any,
+        positive: Any,
+        negative: Any,
+        latent_image: Any,
+        seed: int,
+        steps: int,
+        cfg: float,
+        sampler_name: str,
+        scheduler: str,
+        denoise: float,
+        mode: str = sampler.DEFAULT_MODE,
+        preset: str = "",
+    ) -> Any:
+        hidden = cls.hidden
+        (latent,) = sampler.run(
+            model=model,
+            positive=positive,
+            negative=negative,
+            latent_image=latent_image,
+            seed=seed,
+            steps=steps,
+            cfg=cfg,
+            sampler_name=sampler_name,
+            scheduler=scheduler,
+            denoise=denoise,
+            mode=mode,
+            preset=preset,
+            prompt=hidden.prompt,
+            unique_id=hidden.unique_id,
+        )
+        return io.NodeOutput(latent)
+
+
 class ProvenanceExtension(api.ComfyExtension):  # type: ignore[misc,name-defined]
     async def get_node_list(self) -> list[type[Any]]:
-        return [ProvenanceSaveImage, ProvenanceSaveVideo, ProvenanceSaveAudio]
+        return [ProvenanceSaveImage, ProvenanceSaveVideo, ProvenanceSaveAudio, ProvenanceSampler]

@@ -201,7 +201,8 @@ def with_session(
 
     `options` (the node's input: a JSON object of per-run settings) is applied with settings.override
     around all of it, so it changes what this save reads and nothing else; bad JSON or an unknown key
-    fails the node with a ValueError listing the allowed keys. With the `catalogue` setting on (and
+    fails the node with a ValueError listing the allowed keys. The engine reports of the sampler nodes
+    upstream (engine_reports) go into the record as it is built. With the `catalogue` setting on (and
     metadata not disabled) the saved files are queued for the catalogue's background writer. When
     something fell back (fallback_event), the browser is told through ComfyUI's websocket."""
     prompt_id = compat.current_prompt_id()
@@ -211,6 +212,7 @@ def with_session(
         save_node_id=str(unique_id) if unique_id is not None else None,
         prompt_id=prompt_id,
         comfyui_version=compat.comfyui_version(),
+        amend=engine_reports(prompt, unique_id, prompt_id),
     )
     try:
         with settings.override(**settings.parse_overrides(options)):
@@ -224,6 +226,19 @@ def with_session(
     finally:
         if prompt_id is not None and context.save_node_id is not None:
             mark_used(prompt_id, context.save_node_id)  # the session waits for each save node
+
+
+def engine_reports(
+    prompt: Mapping[str, Any] | None, unique_id: str | None, prompt_id: str | None
+) -> Callable[[Record], None] | None:
+    """What the record gets from the reports of our sampler nodes upstream of this save (engines/report.py):
+    record.extra["engines"] and their effective parameters, found even when ComfyUI served a sampler from its
+    cache, hooks or not. None when there are none; never raises."""
+    try:
+        from ..engines import report
+    except ImportError:
+        return None
+    return report.amender(prompt, str(unique_id) if unique_id is not None else None, prompt_id)
 
 
 def catalogue_saved(saved: list[SavedFile]) -> None:

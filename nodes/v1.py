@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..metadata.settings import OPTIONS_EXAMPLE
+from . import sampler
 from . import save_image as spec
 from . import save_media as media
 
@@ -215,13 +216,87 @@ class ProvenanceSaveAudioV1:
         return {"ui": {"audio": results}}
 
 
+class ProvenanceSamplerV1:
+    DESCRIPTION = sampler.DESCRIPTION
+    CATEGORY = sampler.CATEGORY
+    FUNCTION = "sample"
+    RETURN_TYPES = ("LATENT",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        from .. import compat
+        from ..engines import MODES
+
+        tip = sampler.TOOLTIPS
+        seed = {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": tip["model"]}),
+                "positive": ("CONDITIONING", {"tooltip": tip["positive"]}),
+                "negative": ("CONDITIONING", {"tooltip": tip["negative"]}),
+                "latent_image": ("LATENT", {"tooltip": tip["latent_image"]}),
+                "seed": ("INT", {**seed, "tooltip": tip["seed"]}),
+                "steps": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip": tip["steps"]}),
+                "cfg": (
+                    "FLOAT",
+                    {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip": tip["cfg"]},
+                ),
+                "sampler_name": (sampler.sampler_options(compat.sampler_names()), {"tooltip": tip["sampler_name"]}),
+                "scheduler": (sampler.scheduler_options(compat.scheduler_names()), {"tooltip": tip["scheduler"]}),
+                "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": tip["denoise"]}),
+            },
+            "optional": {
+                "mode": (list(MODES), {"default": MODES[0], "tooltip": tip["mode"]}),
+                "preset": ("STRING", {"default": "", "tooltip": tip["preset"]}),
+            },
+            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
+        }
+
+    def sample(
+        self,
+        *,
+        model: Any,
+        positive: Any,
+        negative: Any,
+        latent_image: Any,
+        seed: int,
+        steps: int,
+        cfg: float,
+        sampler_name: str,
+        scheduler: str,
+        denoise: float,
+        mode: str = sampler.DEFAULT_MODE,
+        preset: str = "",
+        prompt: Any = None,
+        unique_id: Any = None,
+    ) -> tuple[Any]:
+        return sampler.run(
+            model=model,
+            positive=positive,
+            negative=negative,
+            latent_image=latent_image,
+            seed=seed,
+            steps=steps,
+            cfg=cfg,
+            sampler_name=sampler_name,
+            scheduler=scheduler,
+            denoise=denoise,
+            mode=mode,
+            preset=preset,
+            prompt=prompt,
+            unique_id=unique_id,
+        )
+
+
 NODE_CLASS_MAPPINGS: dict[str, type] = {
     spec.NODE_ID: ProvenanceSaveImageV1,
     media.VIDEO_ID: ProvenanceSaveVideoV1,
     media.AUDIO_ID: ProvenanceSaveAudioV1,
+    sampler.NODE_ID: ProvenanceSamplerV1,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     spec.NODE_ID: spec.DISPLAY_NAME,
     media.VIDEO_ID: media.VIDEO_NAME,
     media.AUDIO_ID: media.AUDIO_NAME,
+    sampler.NODE_ID: sampler.DISPLAY_NAME,
 }

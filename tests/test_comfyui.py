@@ -379,13 +379,15 @@ def test_pack_against_real_modules(facts: dict[str, Any], feats: harness.Feature
     if feats.v3:
         assert facts["pack.exports"] == ["comfy_entrypoint"]
         assert facts["pack.nodes"] == [
-            [n, True] for n in ("ProvenanceSaveImage", "ProvenanceSaveVideo", "ProvenanceSaveAudio")
+            [n, True]
+            for n in ("ProvenanceSaveImage", "ProvenanceSaveVideo", "ProvenanceSaveAudio", "ProvenanceSampler")
         ]
         assert schema["type"] == "Schema"
     else:
         assert facts["pack.exports"] == ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
         assert facts["pack.nodes"] == [
-            [n, f"{n}V1"] for n in ("ProvenanceSaveImage", "ProvenanceSaveVideo", "ProvenanceSaveAudio")
+            [n, f"{n}V1"]
+            for n in ("ProvenanceSaveImage", "ProvenanceSaveVideo", "ProvenanceSaveAudio", "ProvenanceSampler")
         ]
     inputs = facts["pack.inputs"]
     names = [i[1] for i in inputs]
