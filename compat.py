@@ -279,3 +279,56 @@ def common_ksampler(
         model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, denoise=denoise
     )
     return out
+
+
+def common_ksampler_advanced(
+    model: Any,
+    positive: Any,
+    negative: Any,
+    latent: dict[str, Any],
+    *,
+    seed: int,
+    steps: int,
+    cfg: float,
+    sampler_name: str,
+    scheduler: str,
+    disable_noise: bool,
+    start_step: int,
+    last_step: int,
+    force_full_denoise: bool,
+    denoise: float = 1.0,
+) -> tuple[dict[str, Any]]:
+    """`nodes.common_ksampler` called as core KSamplerAdvanced calls it (0.33.0 nodes.py:1650: add_noise
+    "disable" → disable_noise, return_with_leftover_noise "enable" → force_full_denoise False, start_at_step →
+    start_step, end_at_step → last_step), so one expert's pass is bit for bit that node's."""
+    import importlib
+
+    nodes: Any = importlib.import_module("nodes")
+    out: tuple[dict[str, Any]] = nodes.common_ksampler(
+        model,
+        seed,
+        steps,
+        cfg,
+        sampler_name,
+        scheduler,
+        positive,
+        negative,
+        latent,
+        denoise=denoise,
+        disable_noise=disable_noise,
+        start_step=start_step,
+        last_step=last_step,
+        force_full_denoise=force_full_denoise,
+    )
+    return out
+
+
+def schedule_timesteps(model: Any, scheduler: str, steps: int) -> list[float]:
+    """The timestep (0..1000) at each of the `steps` + 1 sigmas of `scheduler` for `model`: its own model_sampling
+    (`get_model_object`, so a ModelSamplingSD3 shift counts), `comfy.samplers.calculate_sigmas` and
+    `model_sampling.timestep`, the way a WAN 2.2 expert boundary is compared."""
+    import comfy.samplers
+
+    sampling = model.get_model_object("model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(sampling, scheduler, steps)
+    return [float(sampling.timestep(sigma)) for sigma in sigmas]

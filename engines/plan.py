@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import EngineError
 from .family import MODES, TASKS, Family
@@ -98,7 +98,7 @@ def plan(
     params.update({k: v for k, v in (("sampler_name", choice.sampler), ("scheduler", choice.scheduler)) if v})
     patch: list[dict[str, Any]] = []
     if chosen is not None:
-        _fill(family, params, chosen.values, chosen.name, patch)
+        _fill(family, params, _scaled(chosen, params), chosen.name, patch)
     _fill(family, params, MODE_TABLE[mode].defaults, f"defaults:{mode} mode", patch)
     _fill(family, params, family.defaults, f"defaults:{family.engine}", patch)
     _fill(family, params, family.derived(task, params), f"defaults:{family.engine}", patch)
@@ -144,6 +144,21 @@ def _choose_preset(
             f"{where}: preset {name!r} is for {found.mode} mode, not {mode}; allowed: {', '.join(allowed)}"
         )
     return found
+
+
+def _scaled(chosen: Preset, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The preset's values, its expert split moved with the user's own step count: split 10 of the
+    preset's 20 steps is split 4 of 8, never a step past the end (which would refuse the run)."""
+    values = chosen.values
+    split, preset_steps, steps = values.get("split"), values.get("steps"), params.get("steps")
+    if not (_count(split) and _count(preset_steps) and _count(steps)) or steps == preset_steps or steps < 2:
+        return values
+    moved = min(max(1, round(split * steps / preset_steps)), steps - 1)
+    return {**values, "split": moved}
+
+
+def _count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _fill(

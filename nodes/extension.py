@@ -10,6 +10,7 @@ from ..metadata.settings import OPTIONS_EXAMPLE
 from . import sampler
 from . import save_image as spec
 from . import save_media as media
+from . import video_sampler as video
 
 api = compat.v3_api()
 io = api.io
@@ -303,6 +304,90 @@ class ProvenanceSampler(io.ComfyNode):  # type: ignore[misc,name-defined]
         return io.NodeOutput(latent)
 
 
+class ProvenanceVideoSampler(io.ComfyNode):  # type: ignore[misc,name-defined]
+    @classmethod
+    def define_schema(cls) -> Any:
+        from ..engines import MODES
+
+        tip = video.TOOLTIPS
+        return io.Schema(
+            node_id=video.NODE_ID,
+            display_name=video.DISPLAY_NAME,
+            category=video.CATEGORY,
+            description=video.DESCRIPTION,
+            inputs=[
+                io.Model.Input("model", tooltip=tip["model"]),
+                io.Model.Input("model_low", optional=True, tooltip=tip["model_low"]),
+                io.Conditioning.Input("positive", tooltip=tip["positive"]),
+                io.Conditioning.Input("negative", tooltip=tip["negative"]),
+                io.Latent.Input("latent_image", tooltip=tip["latent_image"]),
+                io.Int.Input(
+                    "seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip=tip["seed"]
+                ),
+                io.Int.Input("steps", default=0, min=0, max=10000, tooltip=tip["steps"]),
+                io.Float.Input("cfg", default=0.0, min=0.0, max=100.0, step=0.1, round=0.01, tooltip=tip["cfg"]),
+                io.Combo.Input(
+                    "sampler_name", options=sampler.sampler_options(compat.sampler_names()), tooltip=tip["sampler_name"]
+                ),
+                io.Combo.Input(
+                    "scheduler", options=sampler.scheduler_options(compat.scheduler_names()), tooltip=tip["scheduler"]
+                ),
+                io.Int.Input("split", default=0, min=0, max=10000, tooltip=tip["split"]),
+                io.Float.Input("boundary", default=0.0, min=0.0, max=0.999, step=0.001, tooltip=tip["boundary"]),
+                io.Combo.Input("mode", options=list(MODES), default=MODES[0], optional=True, tooltip=tip["mode"]),
+                io.String.Input("preset", default="", optional=True, tooltip=tip["preset"]),
+            ],
+            outputs=[io.Latent.Output()],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        *,
+        model: Any,
+        positive: Any,
+        negative: Any,
+        latent_image: Any,
+        seed: int,
+        steps: int,
+        cfg: float,
+        sampler_name: str,
+        scheduler: str,
+        split: int,
+        boundary: float,
+        model_low: Any = None,
+        mode: str = sampler.DEFAULT_MODE,
+        preset: str = "",
+    ) -> Any:
+        hidden = cls.hidden
+        (latent,) = video.run(
+            model=model,
+            model_low=model_low,
+            positive=positive,
+            negative=negative,
+            latent_image=latent_image,
+            seed=seed,
+            steps=steps,
+            cfg=cfg,
+            sampler_name=sampler_name,
+            scheduler=scheduler,
+            split=split,
+            boundary=boundary,
+            mode=mode,
+            preset=preset,
+            prompt=hidden.prompt,
+            unique_id=hidden.unique_id,
+        )
+        return io.NodeOutput(latent)
+
+
 class ProvenanceExtension(api.ComfyExtension):  # type: ignore[misc,name-defined]
     async def get_node_list(self) -> list[type[Any]]:
-        return [ProvenanceSaveImage, ProvenanceSaveVideo, ProvenanceSaveAudio, ProvenanceSampler]
+        return [
+            ProvenanceSaveImage,
+            ProvenanceSaveVideo,
+            ProvenanceSaveAudio,
+            ProvenanceSampler,
+            ProvenanceVideoSampler,
+        ]

@@ -8,6 +8,7 @@ from ..metadata.settings import OPTIONS_EXAMPLE
 from . import sampler
 from . import save_image as spec
 from . import save_media as media
+from . import video_sampler as video
 
 
 def _options_input(tooltip: str) -> tuple[str, dict[str, Any]]:
@@ -288,15 +289,96 @@ class ProvenanceSamplerV1:
         )
 
 
+class ProvenanceVideoSamplerV1:
+    DESCRIPTION = video.DESCRIPTION
+    CATEGORY = video.CATEGORY
+    FUNCTION = "sample"
+    RETURN_TYPES = ("LATENT",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        from .. import compat
+        from ..engines import MODES
+
+        tip = video.TOOLTIPS
+        seed = {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}
+        boundary = {"default": 0.0, "min": 0.0, "max": 0.999, "step": 0.001, "tooltip": tip["boundary"]}
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": tip["model"]}),
+                "positive": ("CONDITIONING", {"tooltip": tip["positive"]}),
+                "negative": ("CONDITIONING", {"tooltip": tip["negative"]}),
+                "latent_image": ("LATENT", {"tooltip": tip["latent_image"]}),
+                "seed": ("INT", {**seed, "tooltip": tip["seed"]}),
+                "steps": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip": tip["steps"]}),
+                "cfg": (
+                    "FLOAT",
+                    {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip": tip["cfg"]},
+                ),
+                "sampler_name": (sampler.sampler_options(compat.sampler_names()), {"tooltip": tip["sampler_name"]}),
+                "scheduler": (sampler.scheduler_options(compat.scheduler_names()), {"tooltip": tip["scheduler"]}),
+                "split": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip": tip["split"]}),
+                "boundary": ("FLOAT", boundary),
+            },
+            "optional": {
+                "model_low": ("MODEL", {"tooltip": tip["model_low"]}),
+                "mode": (list(MODES), {"default": MODES[0], "tooltip": tip["mode"]}),
+                "preset": ("STRING", {"default": "", "tooltip": tip["preset"]}),
+            },
+            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
+        }
+
+    def sample(
+        self,
+        *,
+        model: Any,
+        positive: Any,
+        negative: Any,
+        latent_image: Any,
+        seed: int,
+        steps: int,
+        cfg: float,
+        sampler_name: str,
+        scheduler: str,
+        split: int,
+        boundary: float,
+        model_low: Any = None,
+        mode: str = sampler.DEFAULT_MODE,
+        preset: str = "",
+        prompt: Any = None,
+        unique_id: Any = None,
+    ) -> tuple[Any]:
+        return video.run(
+            model=model,
+            model_low=model_low,
+            positive=positive,
+            negative=negative,
+            latent_image=latent_image,
+            seed=seed,
+            steps=steps,
+            cfg=cfg,
+            sampler_name=sampler_name,
+            scheduler=scheduler,
+            split=split,
+            boundary=boundary,
+            mode=mode,
+            preset=preset,
+            prompt=prompt,
+            unique_id=unique_id,
+        )
+
+
 NODE_CLASS_MAPPINGS: dict[str, type] = {
     spec.NODE_ID: ProvenanceSaveImageV1,
     media.VIDEO_ID: ProvenanceSaveVideoV1,
     media.AUDIO_ID: ProvenanceSaveAudioV1,
     sampler.NODE_ID: ProvenanceSamplerV1,
+    video.NODE_ID: ProvenanceVideoSamplerV1,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     spec.NODE_ID: spec.DISPLAY_NAME,
     media.VIDEO_ID: media.VIDEO_NAME,
     media.AUDIO_ID: media.AUDIO_NAME,
     sampler.NODE_ID: sampler.DISPLAY_NAME,
+    video.NODE_ID: video.DISPLAY_NAME,
 }

@@ -380,14 +380,26 @@ def test_pack_against_real_modules(facts: dict[str, Any], feats: harness.Feature
         assert facts["pack.exports"] == ["comfy_entrypoint"]
         assert facts["pack.nodes"] == [
             [n, True]
-            for n in ("ProvenanceSaveImage", "ProvenanceSaveVideo", "ProvenanceSaveAudio", "ProvenanceSampler")
+            for n in (
+                "ProvenanceSaveImage",
+                "ProvenanceSaveVideo",
+                "ProvenanceSaveAudio",
+                "ProvenanceSampler",
+                "ProvenanceVideoSampler",
+            )
         ]
         assert schema["type"] == "Schema"
     else:
         assert facts["pack.exports"] == ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
         assert facts["pack.nodes"] == [
             [n, f"{n}V1"]
-            for n in ("ProvenanceSaveImage", "ProvenanceSaveVideo", "ProvenanceSaveAudio", "ProvenanceSampler")
+            for n in (
+                "ProvenanceSaveImage",
+                "ProvenanceSaveVideo",
+                "ProvenanceSaveAudio",
+                "ProvenanceSampler",
+                "ProvenanceVideoSampler",
+            )
         ]
     inputs = facts["pack.inputs"]
     names = [i[1] for i in inputs]

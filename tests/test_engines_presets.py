@@ -126,3 +126,17 @@ def test_bad_bundled_preset_names_file_and_key() -> None:
             },
             "w.json",
         )
+
+
+def test_a_preset_split_moves_with_the_users_step_count() -> None:
+    """wan22_14b's preset splits its 20 steps at 10; 8 steps of the user's split at 4, 3 steps at 2 (1..steps-1)."""
+    from test_engines_fakes import fake_model
+
+    from comfyui_provenance.engines import detect, load_presets, plan
+
+    family = detect(fake_model("wan21_t2v"), checkpoint_name="wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors")
+    lists = {"samplers": ["euler", "uni_pc"], "schedulers": ["simple", "normal"], "presets": load_presets()}
+    for steps, split in ((None, 10), (8, 4), (3, 2), (40, 20)):
+        found = plan(family, "txt2vid", {"steps": steps}, **lists)
+        assert (found.params["steps"], found.params["split"]) == (steps or 20, split)
+    assert plan(family, "txt2vid", {"steps": 8, "split": 6}, **lists).params["split"] == 6  # the user's own

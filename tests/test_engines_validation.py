@@ -81,9 +81,24 @@ def test_wan22_14b_split_rules(given: dict[str, Any], expected: str) -> None:
 
 
 def test_preset_filled_value_is_named_in_the_refusal() -> None:
-    """A preset's split 10 against the user's 8 steps: the message says where the 10 came from."""
-    message = refusal("wan21_t2v", "txt2vid", {"steps": 8}, HIGH)
-    assert "split must be a step in 1..7 for 8 steps, got 10 (from wan22_14b-txt2vid-normal)" in message
+    """A user preset that splits at 10 without saying its own steps, against the user's 8 steps (a bundled
+    preset's split moves with the steps instead): the message says where the 10 came from."""
+    preset = engines.parse_preset(
+        {"engine": "wan22_14b", "task": "txt2vid", "mode": "normal", "name": "my-split", "values": {"split": 10}},
+        "my-split.json",
+    )
+    family = engines.detect(fake_model("wan21_t2v"), HIGH)
+    with pytest.raises(EngineError) as caught:
+        engines.plan(
+            family,
+            "txt2vid",
+            {"steps": 8},
+            preset="my-split",
+            samplers=COMFY_SAMPLERS,
+            schedulers=COMFY_SCHEDULERS,
+            presets=engines.PresetStore({preset.name: preset}),
+        )
+    assert "split must be a step in 1..7 for 8 steps, got 10 (from my-split)" in str(caught.value)
 
 
 def test_warnings_go_to_notes() -> None:
