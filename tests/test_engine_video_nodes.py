@@ -325,3 +325,35 @@ def test_the_record_carries_the_report_also_when_the_sampler_is_cached(comfy: di
     again = save(comfy, prompt)
     assert again.extra["engines"][0]["cached"] is True
     assert again.extra["engines"][0]["plan"] == engine["plan"]
+
+
+def test_the_parser_reads_the_video_sampler_like_a_ksampler() -> None:
+    from comfyui_provenance.metadata.parser.parse import WorkflowParser
+
+    high, low = "wan2.2_t2v_high_noise_14B.safetensors", "wan2.2_t2v_low_noise_14B.safetensors"
+    umt5, size = "umt5_xxl_fp8_e4m3fn_scaled.safetensors", {"width": 640, "height": 640, "length": 81}
+    prompt = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": high, "weight_dtype": "default"}},
+        "2": {"class_type": "UNETLoader", "inputs": {"unet_name": low, "weight_dtype": "default"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse at dusk", "clip": ["9", 0]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["9", 0]}},
+        "9": {"class_type": "CLIPLoader", "inputs": {"clip_name": umt5, "type": "wan"}},
+        "5": {"class_type": "EmptyHunyuanLatentVideo", "inputs": {**size, "batch_size": 1}},
+        "3": {
+            "class_type": "ProvenanceVideoSampler",
+            "inputs": {
+                "model": ["1", 0], "model_low": ["2", 0], "positive": ["6", 0], "negative": ["7", 0],
+                "latent_image": ["5", 0], "seed": 7, "steps": 20, "cfg": 3.5, "sampler_name": "euler",
+                "scheduler": "simple", "split": 10, "boundary": 0.0, "mode": "normal", "preset": "",
+            },
+        },
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["10", 0]}},
+        "10": {"class_type": "VAELoader", "inputs": {"vae_name": "wan_2.1_vae.safetensors"}},
+        "11": {"class_type": "ProvenanceSaveVideo", "inputs": {"images": ["8", 0], "filename_prefix": "v"}},
+    }  # fmt: skip
+    record = WorkflowParser().parse(prompt, "11")
+    (only,) = record.passes
+    assert (only.class_type, only.seed, only.steps, only.cfg, only.sampler, only.scheduler) == (
+        "ProvenanceVideoSampler", 7, 20, 3.5, "euler", "simple",
+    )  # fmt: skip
+    assert only.positive == "a lighthouse at dusk" and record.generation.seed == 7
