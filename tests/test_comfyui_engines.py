@@ -19,7 +19,7 @@ pytestmark = pytest.mark.comfyui
 
 CHECKPOINT = "random_sd15.safetensors"
 SD_TIMEOUT_S = 300.0
-CORE, OURS = "3", "13"
+CORE, OURS, ADVANCED = "3", "13", "23"
 # (our sampler's inputs, core KSampler's inputs with the effective values the engine must reach)
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "euler-normal-from-the-preset": (
@@ -52,6 +52,23 @@ def graph(ours: dict[str, Any], core: dict[str, Any], seed: int, prefix: str) ->
         "18": {"class_type": "VAEDecode", "inputs": {"samples": [OURS, 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": f"{prefix}_core"}},
         "19": {"class_type": "ProvenanceSaveImage", "inputs": {"images": ["18", 0], "filename_prefix": prefix}},
+        # KSamplerAdvanced over every step, as its own node: the other core path our sampler must equal.
+        ADVANCED: {"class_type": "KSamplerAdvanced", "inputs": {**advanced(shared, core)}},
+        "28": {"class_type": "VAEDecode", "inputs": {"samples": [ADVANCED, 0], "vae": ["4", 2]}},
+        "29": {"class_type": "SaveImage", "inputs": {"images": ["28", 0], "filename_prefix": f"{prefix}_advanced"}},
+    }
+
+
+def advanced(shared: dict[str, Any], core: dict[str, Any]) -> dict[str, Any]:
+    inputs = {k: v for k, v in shared.items() if k not in ("seed", "denoise")}
+    return {
+        **inputs,
+        **core,
+        "noise_seed": shared["seed"],
+        "add_noise": "enable",
+        "start_at_step": 0,
+        "end_at_step": 10000,
+        "return_with_leftover_noise": "disable",
     }
 
 
@@ -90,6 +107,8 @@ def test_same_pixels_as_ksampler_and_a_record_with_the_engine_report(server: har
     prompt_id, entry = run(server, graph(ours, core, seed=1234, prefix=case))
     ours_path, core_path = saved(server, entry, "19"), saved(server, entry, "9")
     assert np.array_equal(pixels(ours_path), pixels(core_path)), f"{case}: our pixels differ from KSampler's"
+    advanced_path = saved(server, entry, "29")
+    assert np.array_equal(pixels(ours_path), pixels(advanced_path)), f"{case}: ours differ from KSamplerAdvanced's"
 
     record = read(ours_path)
     assert record.provenance.capture_mode == "parser"  # hooks off
