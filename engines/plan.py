@@ -33,6 +33,15 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     preset: str | None = None
     model: dict[str, Any] = field(default_factory=dict)
+    advice: dict[str, Any] = field(default_factory=dict)  # recommended, not applied by the caller
+
+    def set_aside(self, keys: Sequence[str], why: str) -> None:
+        """Move `keys` from the effective params to `advice`: values the engine recommends that the
+        caller does not apply (so a record never calls them effective), with a note saying why."""
+        moved = {key: self.params.pop(key) for key in keys if key in self.params}
+        if moved:
+            self.advice.update(moved)
+            self.notes.append(f"{', '.join(f'{k} {v}' for k, v in moved.items())}: advice only, {why}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +50,7 @@ class Plan:
             "mode": self.mode,
             "preset": self.preset,
             "params": dict(self.params),
+            "advice": dict(self.advice),
             "sampler_in": self.sampler_in,
             "scheduler_in": self.scheduler_in,
             "sampler_effective": self.sampler_effective,

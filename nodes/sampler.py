@@ -33,6 +33,10 @@ DESCRIPTION = (
     "really used (with timings and peak memory) goes into the record of the save nodes downstream."
 )
 AUTO = "auto"
+# What a preset may recommend that this node does not apply: the guidance sampled with is the
+# conditioning's (FluxGuidance upstream), the shift the model's (ModelSamplingSD3 upstream).
+UNAPPLIED = ("guidance", "shift")
+UNAPPLIED_WHY = "the conditioning's guidance and the model's own shift (FluxGuidance, ModelSamplingSD3) apply"
 # User presets: <ComfyUI user directory>/provenance/presets/*.json (override bundled ones by name).
 PRESETS_FOLDER = "presets"
 DEFAULT_MODE = "normal"
@@ -167,6 +171,7 @@ def run(
         schedulers=compat.scheduler_names(),
         presets=presets(compat.user_directory() / "provenance" / PRESETS_FOLDER, load_presets),
     )
+    chosen.set_aside(UNAPPLIED, UNAPPLIED_WHY)
     params = chosen.params
     stages = report.Stages(getattr(model, "load_device", None))
     with stages.stage("denoise"):

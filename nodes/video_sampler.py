@@ -144,6 +144,7 @@ def run(
         schedulers=compat.scheduler_names(),
         presets=sampler.presets(compat.user_directory() / "provenance" / sampler.PRESETS_FOLDER, load_presets),
     )
+    chosen.set_aside(sampler.UNAPPLIED, sampler.UNAPPLIED_WHY)
     params = chosen.params
     if model_low is None and (split or boundary):
         chosen.notes.append("split and boundary unused: one model samples every step (no model_low)")

@@ -159,10 +159,10 @@ def test_the_family_is_detected_its_preset_filled_and_the_latent_is_ksamplers(
     (engine,) = record.extra["engines"]
     assert engine["node_id"] == OURS and engine["class_type"] == "ProvenanceSampler"
     assert engine["engine"] == family and engine["prompt_id"] == prompt_id
-    params = engine["plan"]["params"]
-    assert {k: params.get(k) for k in effective} == effective
-    if family == "flux_schnell":
-        assert "guidance" not in params
+    params, advice = engine["plan"]["params"], engine["plan"]["advice"]
+    assert {k: params.get(k) for k in core} == core
+    assert "guidance" not in params  # the conditioning's guidance is what sampled: the preset's is advice
+    assert advice.get("guidance") == effective.get("guidance")  # 3.5 for Flux dev, none for schnell or SDXL
 
 
 def test_flux_dev_refuses_cfg_7_naming_the_allowed_values(server: harness.Server) -> None:

@@ -247,7 +247,12 @@ def test_plan_to_dict_is_json() -> None:
     data = plan.to_dict()
     assert json.loads(json.dumps(data)) == data
     assert list(data) == [
-        "engine", "task", "mode", "preset", "params", "sampler_in", "scheduler_in", "sampler_effective",
+        "engine", "task", "mode", "preset", "params", "advice", "sampler_in", "scheduler_in", "sampler_effective",
         "scheduler_effective", "applied_preset_patch", "mode_ignored_reason", "notes", "model",
     ]  # fmt: skip
     assert data["model"]["config_class"] == "WAN21_T2V"
+    assert data["params"]["shift"] == 5.0 and data["advice"] == {}
+    plan.set_aside(("shift", "guidance"), "the model's own shift applies")
+    moved = plan.to_dict()
+    assert "shift" not in moved["params"] and moved["advice"] == {"shift": 5.0}
+    assert moved["notes"][-1] == "shift 5.0: advice only, the model's own shift applies"
