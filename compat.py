@@ -7,6 +7,9 @@ which ComfyUI API the pack depends on (all checked against ComfyUI 0.33.0, commi
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +282,44 @@ def common_ksampler(
         model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, denoise=denoise
     )
     return out
+
+
+@contextmanager
+def noise_timer() -> Iterator[dict[str, float | None]]:
+    """Time ComfyUI's noise generation inside the block: `comfy.sample.prepare_noise`, which common_ksampler
+    looks up at call time, is wrapped (same arguments, same result, exceptions untouched) and restored
+    after. Yields {"ms": total ms spent in it, or None when it did not run}."""
+    found: dict[str, float | None] = {"ms": None}
+    try:
+        from comfy import sample
+    except ImportError:  # not inside ComfyUI (tests fake common_ksampler): nothing to time
+        yield found
+        return
+    original = sample.prepare_noise
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            found["ms"] = round((found["ms"] or 0.0) + (time.perf_counter() - started) * 1000, 3)
+
+    sample.prepare_noise = timed
+    try:
+        yield found
+    finally:
+        if sample.prepare_noise is timed:
+            sample.prepare_noise = original
+
+
+def split_noise(timings_ms: dict[str, float | None], stage: str, noise_ms: float | None) -> None:
+    """Record `noise_ms` as the noise stage and take it out of `stage`, which timed it too."""
+    if noise_ms is None:
+        return
+    timings_ms["noise"] = noise_ms
+    whole = timings_ms.get(stage)
+    if whole is not None:
+        timings_ms[stage] = round(max(0.0, whole - noise_ms), 3)
 
 
 def common_ksampler_advanced(

@@ -174,7 +174,7 @@ def run(
     chosen.set_aside(UNAPPLIED, UNAPPLIED_WHY)
     params = chosen.params
     stages = report.Stages(getattr(model, "load_device", None))
-    with stages.stage("denoise"):
+    with compat.noise_timer() as noise, stages.stage("denoise"):
         out = compat.common_ksampler(
             model,
             positive,
@@ -187,6 +187,7 @@ def run(
             scheduler=params["scheduler"],
             denoise=params["denoise"],
         )
+    compat.split_noise(stages.timings_ms, "denoise", noise["ms"])
     stages.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 3)
     file_report(prompt, unique_id, family, chosen, stages)
     return out
@@ -204,8 +205,8 @@ def file_report(prompt: Mapping[str, Any] | None, unique_id: Any, family: Any, c
             "peak_memory": stages.peak_memory,
             "prompt_id": compat.current_prompt_id(),
             "notes": [
-                "noise is generated inside ComfyUI's common_ksampler (kept whole for a bit-identical latent), "
-                "so timings_ms.denoise includes it and the model load"
+                "timings_ms.noise is ComfyUI's prepare_noise timed where common_ksampler calls it; "
+                "denoise is the rest of that call, the model load included"
             ],
         }
         report.file_report(prompt, unique_id, entry)

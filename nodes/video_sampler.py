@@ -151,7 +151,7 @@ def run(
     stages = report.Stages(getattr(model, "load_device", None))
     experts: dict[str, Any] = {"count": 1}
     if model_low is None:
-        with stages.stage("denoise"):
+        with compat.noise_timer() as noise, stages.stage("denoise"):
             out = compat.common_ksampler(
                 model,
                 positive,
@@ -164,6 +164,7 @@ def run(
                 scheduler=params["scheduler"],
                 denoise=params["denoise"],
             )
+        compat.split_noise(stages.timings_ms, "denoise", noise["ms"])
     else:
         experts = two_experts_split(model, chosen)
         out = two_experts(
@@ -225,7 +226,7 @@ def two_experts(
         "sampler_name": params["sampler_name"],
         "scheduler": params["scheduler"],
     }
-    with stages.stage("high"):
+    with compat.noise_timer() as noise, stages.stage("high"):
         (high,) = compat.common_ksampler_advanced(
             model,
             positive,
@@ -237,6 +238,7 @@ def two_experts(
             last_step=split,
             force_full_denoise=False,
         )
+    compat.split_noise(stages.timings_ms, "high", noise["ms"])
     with stages.stage("low"):
         return compat.common_ksampler_advanced(
             model_low,
@@ -276,8 +278,8 @@ def file_report(
             "peak_memory": stages.peak_memory,
             "prompt_id": compat.current_prompt_id(),
             "notes": [
-                "noise is generated inside ComfyUI's common_ksampler (kept whole for a bit-identical latent), "
-                "so the first stage's timing includes it and the model load",
+                "timings_ms.noise is ComfyUI's prepare_noise timed where common_ksampler calls it; the first "
+                "stage's time is the rest of its call, the model load included",
                 "shift is the model's own (ModelSamplingSD3 upstream); the plan's shift is the engine's advice",
             ],
         }

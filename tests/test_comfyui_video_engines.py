@@ -203,6 +203,7 @@ def test_two_experts_give_the_templates_chains_latent_bit_for_bit(server: harnes
     if case == "boundary":
         assert experts["boundary"] == 0.9 and experts["timesteps"][3] < 900 <= experts["timesteps"][2]
     assert engine["timings_ms"]["high"] > 0 and 0 < engine["timings_ms"]["low"] <= engine["timings_ms"]["total"]
+    assert 0 < engine["timings_ms"]["noise"] < engine["timings_ms"]["total"]  # the high expert's prepare_noise
     assert engine["peak_memory"]["high"]["rss_peak_bytes"] > 0 and engine["peak_memory"]["low"]["rss_peak_bytes"] > 0
 
 
