@@ -154,24 +154,14 @@ def run(
     """Plan with the model's engine, sample through common_ksampler, file the report; returns (latent,).
 
     An EngineError (a ValueError naming engine, task and the allowed values) reaches ComfyUI unchanged."""
-    from ..engines import detect, load_presets, plan
+    from ..engines import detect
 
     started = time.perf_counter()
     family = detect(model, checkpoint_name=checkpoint_name(prompt, unique_id))
     given = given_values(
         seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, denoise=denoise
     )
-    chosen = plan(
-        family,
-        task_of(denoise),
-        given,
-        mode=mode,
-        preset=preset.strip() or None,
-        samplers=compat.sampler_names(),
-        schedulers=compat.scheduler_names(),
-        presets=presets(compat.user_directory() / "provenance" / PRESETS_FOLDER, load_presets),
-    )
-    chosen.set_aside(UNAPPLIED, UNAPPLIED_WHY)
+    chosen = planned(family, task_of(denoise), given, mode=mode, preset=preset)
     params = chosen.params
     stages = report.Stages(getattr(model, "load_device", None))
     with compat.noise_timer() as noise, stages.stage("denoise"):
@@ -193,22 +183,52 @@ def run(
     return out
 
 
-def file_report(prompt: Mapping[str, Any] | None, unique_id: Any, family: Any, chosen: Any, stages: Any) -> None:
+def planned(family: Any, task: str, given: Mapping[str, Any], *, mode: str, preset: str) -> Any:
+    """The engine's plan with ComfyUI's live sampler lists and the user's presets, what neither sampler
+    applies set aside as advice; shared by both sampler nodes."""
+    from ..engines import load_presets, plan
+
+    chosen = plan(
+        family,
+        task,
+        given,
+        mode=mode,
+        preset=preset.strip() or None,
+        samplers=compat.sampler_names(),
+        schedulers=compat.scheduler_names(),
+        presets=presets(compat.user_directory() / "provenance" / PRESETS_FOLDER, load_presets),
+    )
+    chosen.set_aside(UNAPPLIED, UNAPPLIED_WHY)
+    return chosen
+
+
+def file_report(
+    prompt: Mapping[str, Any] | None,
+    unique_id: Any,
+    family: Any,
+    chosen: Any,
+    stages: Any,
+    *,
+    class_type: str = NODE_ID,
+    notes: Sequence[str] = (
+        "timings_ms.noise is ComfyUI's prepare_noise timed where common_ksampler calls it; "
+        "denoise is the rest of that call, the model load included",
+    ),
+    extra: Mapping[str, Any] | None = None,
+) -> None:
     """The call's report into the process-wide store (engines/report.py); never raises."""
     try:
         entry = {
             "node_id": str(unique_id) if unique_id is not None else None,
-            "class_type": NODE_ID,
+            "class_type": class_type,
             "engine": getattr(family, "name", str(family)),
             "plan": chosen.to_dict(),
+            **(extra or {}),
             "timings_ms": {"noise": None, **stages.timings_ms},
             "peak_memory": stages.peak_memory,
             "prompt_id": compat.current_prompt_id(),
-            "notes": [
-                "timings_ms.noise is ComfyUI's prepare_noise timed where common_ksampler calls it; "
-                "denoise is the rest of that call, the model load included"
-            ],
+            "notes": list(notes),
         }
         report.file_report(prompt, unique_id, entry)
     except Exception as err:  # a report is extra: the latent is what matters
-        logger.warning("provenance: sampler report not filed: %s", err)
+        logger.warning("provenance: %s report not filed: %s", class_type, err)

@@ -124,7 +124,6 @@ def run(
     """Plan, sample with one model or the two experts, file the report; returns (latent,).
 
     An EngineError (a ValueError naming engine, task and the allowed values) reaches ComfyUI unchanged."""
-    from ..engines import load_presets, plan
 
     started = time.perf_counter()
     family = family_for(model, model_low, prompt, unique_id)
@@ -134,17 +133,7 @@ def run(
     if model_low is not None:
         given.update(split=split or None, boundary=boundary or None)
     given.update(video_facts(latent_image, model))
-    chosen = plan(
-        family,
-        task_for(family),
-        given,
-        mode=mode,
-        preset=preset.strip() or None,
-        samplers=compat.sampler_names(),
-        schedulers=compat.scheduler_names(),
-        presets=sampler.presets(compat.user_directory() / "provenance" / sampler.PRESETS_FOLDER, load_presets),
-    )
-    chosen.set_aside(sampler.UNAPPLIED, sampler.UNAPPLIED_WHY)
+    chosen = sampler.planned(family, task_for(family), given, mode=mode, preset=preset)
     params = chosen.params
     if model_low is None and (split or boundary):
         chosen.notes.append("split and boundary unused: one model samples every step (no model_low)")
@@ -266,23 +255,18 @@ def _low_model(model_low: Any, prompt: Mapping[str, Any] | None, unique_id: Any)
 def file_report(
     prompt: Mapping[str, Any] | None, unique_id: Any, *, family: Any, chosen: Any, stages: Any, experts: dict[str, Any]
 ) -> None:
-    """The call's report into the process-wide store (engines/report.py); never raises."""
-    try:
-        entry = {
-            "node_id": str(unique_id) if unique_id is not None else None,
-            "class_type": NODE_ID,
-            "engine": getattr(family, "name", str(family)),
-            "plan": chosen.to_dict(),
-            "experts": experts,
-            "timings_ms": {"noise": None, **stages.timings_ms},
-            "peak_memory": stages.peak_memory,
-            "prompt_id": compat.current_prompt_id(),
-            "notes": [
-                "timings_ms.noise is ComfyUI's prepare_noise timed where common_ksampler calls it; the first "
-                "stage's time is the rest of its call, the model load included",
-                "shift is the model's own (ModelSamplingSD3 upstream); the plan's shift is the engine's advice",
-            ],
-        }
-        report.file_report(prompt, unique_id, entry)
-    except Exception as err:  # a report is extra: the latent is what matters
-        logger.warning("provenance: video sampler report not filed: %s", err)
+    """The call's report, as the image sampler files it, with the experts' split."""
+    sampler.file_report(
+        prompt,
+        unique_id,
+        family,
+        chosen,
+        stages,
+        class_type=NODE_ID,
+        notes=(
+            "timings_ms.noise is ComfyUI's prepare_noise timed where common_ksampler calls it; the first "
+            "stage's time is the rest of its call, the model load included",
+            "shift is the model's own (ModelSamplingSD3 upstream); the plan's shift is the engine's advice",
+        ),
+        extra={"experts": experts},
+    )
