@@ -232,11 +232,39 @@ class ProvenanceSaveAudio(io.ComfyNode):  # type: ignore[misc,name-defined]
         return io.NodeOutput(ui={"audio": results})
 
 
+def _sampling_inputs(tip: dict[str, str]) -> list[Any]:
+    """The KSampler-like inputs both samplers take after their model(s), in KSampler's order."""
+    return [
+        io.Conditioning.Input("positive", tooltip=tip["positive"]),
+        io.Conditioning.Input("negative", tooltip=tip["negative"]),
+        io.Latent.Input("latent_image", tooltip=tip["latent_image"]),
+        io.Int.Input(
+            "seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip=tip["seed"]
+        ),
+        io.Int.Input("steps", default=0, min=0, max=10000, tooltip=tip["steps"]),
+        io.Float.Input("cfg", default=0.0, min=0.0, max=100.0, step=0.1, round=0.01, tooltip=tip["cfg"]),
+        io.Combo.Input(
+            "sampler_name", options=sampler.sampler_options(compat.sampler_names()), tooltip=tip["sampler_name"]
+        ),
+        io.Combo.Input(
+            "scheduler", options=sampler.scheduler_options(compat.scheduler_names()), tooltip=tip["scheduler"]
+        ),
+    ]
+
+
+def _engine_inputs(tip: dict[str, str]) -> list[Any]:
+    """The engine's mode and preset, last and optional on both samplers."""
+    from ..engines import MODES
+
+    return [
+        io.Combo.Input("mode", options=list(MODES), default=MODES[0], optional=True, tooltip=tip["mode"]),
+        io.String.Input("preset", default="", optional=True, tooltip=tip["preset"]),
+    ]
+
+
 class ProvenanceSampler(io.ComfyNode):  # type: ignore[misc,name-defined]
     @classmethod
     def define_schema(cls) -> Any:
-        from ..engines import MODES
-
         tip = sampler.TOOLTIPS
         return io.Schema(
             node_id=sampler.NODE_ID,
@@ -245,23 +273,9 @@ class ProvenanceSampler(io.ComfyNode):  # type: ignore[misc,name-defined]
             description=sampler.DESCRIPTION,
             inputs=[
                 io.Model.Input("model", tooltip=tip["model"]),
-                io.Conditioning.Input("positive", tooltip=tip["positive"]),
-                io.Conditioning.Input("negative", tooltip=tip["negative"]),
-                io.Latent.Input("latent_image", tooltip=tip["latent_image"]),
-                io.Int.Input(
-                    "seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip=tip["seed"]
-                ),
-                io.Int.Input("steps", default=0, min=0, max=10000, tooltip=tip["steps"]),
-                io.Float.Input("cfg", default=0.0, min=0.0, max=100.0, step=0.1, round=0.01, tooltip=tip["cfg"]),
-                io.Combo.Input(
-                    "sampler_name", options=sampler.sampler_options(compat.sampler_names()), tooltip=tip["sampler_name"]
-                ),
-                io.Combo.Input(
-                    "scheduler", options=sampler.scheduler_options(compat.scheduler_names()), tooltip=tip["scheduler"]
-                ),
+                *_sampling_inputs(tip),
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip=tip["denoise"]),
-                io.Combo.Input("mode", options=list(MODES), default=MODES[0], optional=True, tooltip=tip["mode"]),
-                io.String.Input("preset", default="", optional=True, tooltip=tip["preset"]),
+                *_engine_inputs(tip),
             ],
             outputs=[io.Latent.Output()],
             hidden=[io.Hidden.prompt, io.Hidden.unique_id],
@@ -307,8 +321,6 @@ class ProvenanceSampler(io.ComfyNode):  # type: ignore[misc,name-defined]
 class ProvenanceVideoSampler(io.ComfyNode):  # type: ignore[misc,name-defined]
     @classmethod
     def define_schema(cls) -> Any:
-        from ..engines import MODES
-
         tip = video.TOOLTIPS
         return io.Schema(
             node_id=video.NODE_ID,
@@ -318,24 +330,10 @@ class ProvenanceVideoSampler(io.ComfyNode):  # type: ignore[misc,name-defined]
             inputs=[
                 io.Model.Input("model", tooltip=tip["model"]),
                 io.Model.Input("model_low", optional=True, tooltip=tip["model_low"]),
-                io.Conditioning.Input("positive", tooltip=tip["positive"]),
-                io.Conditioning.Input("negative", tooltip=tip["negative"]),
-                io.Latent.Input("latent_image", tooltip=tip["latent_image"]),
-                io.Int.Input(
-                    "seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip=tip["seed"]
-                ),
-                io.Int.Input("steps", default=0, min=0, max=10000, tooltip=tip["steps"]),
-                io.Float.Input("cfg", default=0.0, min=0.0, max=100.0, step=0.1, round=0.01, tooltip=tip["cfg"]),
-                io.Combo.Input(
-                    "sampler_name", options=sampler.sampler_options(compat.sampler_names()), tooltip=tip["sampler_name"]
-                ),
-                io.Combo.Input(
-                    "scheduler", options=sampler.scheduler_options(compat.scheduler_names()), tooltip=tip["scheduler"]
-                ),
+                *_sampling_inputs(tip),
                 io.Int.Input("split", default=0, min=0, max=10000, tooltip=tip["split"]),
                 io.Float.Input("boundary", default=0.0, min=0.0, max=0.999, step=0.001, tooltip=tip["boundary"]),
-                io.Combo.Input("mode", options=list(MODES), default=MODES[0], optional=True, tooltip=tip["mode"]),
-                io.String.Input("preset", default="", optional=True, tooltip=tip["preset"]),
+                *_engine_inputs(tip),
             ],
             outputs=[io.Latent.Output()],
             hidden=[io.Hidden.prompt, io.Hidden.unique_id],

@@ -217,6 +217,36 @@ class ProvenanceSaveAudioV1:
         return {"ui": {"audio": results}}
 
 
+def _sampling_inputs(tip: dict[str, str]) -> dict[str, Any]:
+    """The KSampler-like inputs both samplers take after their model, in KSampler's (widget) order."""
+    from .. import compat
+
+    seed = {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}
+    return {
+        "positive": ("CONDITIONING", {"tooltip": tip["positive"]}),
+        "negative": ("CONDITIONING", {"tooltip": tip["negative"]}),
+        "latent_image": ("LATENT", {"tooltip": tip["latent_image"]}),
+        "seed": ("INT", {**seed, "tooltip": tip["seed"]}),
+        "steps": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip": tip["steps"]}),
+        "cfg": (
+            "FLOAT",
+            {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip": tip["cfg"]},
+        ),
+        "sampler_name": (sampler.sampler_options(compat.sampler_names()), {"tooltip": tip["sampler_name"]}),
+        "scheduler": (sampler.scheduler_options(compat.scheduler_names()), {"tooltip": tip["scheduler"]}),
+    }
+
+
+def _engine_inputs(tip: dict[str, str]) -> dict[str, Any]:
+    """The engine's mode and preset, optional and last on both samplers."""
+    from ..engines import MODES
+
+    return {
+        "mode": (list(MODES), {"default": MODES[0], "tooltip": tip["mode"]}),
+        "preset": ("STRING", {"default": "", "tooltip": tip["preset"]}),
+    }
+
+
 class ProvenanceSamplerV1:
     DESCRIPTION = sampler.DESCRIPTION
     CATEGORY = sampler.CATEGORY
@@ -225,30 +255,16 @@ class ProvenanceSamplerV1:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        from .. import compat
-        from ..engines import MODES
 
         tip = sampler.TOOLTIPS
-        seed = {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}
         return {
             "required": {
                 "model": ("MODEL", {"tooltip": tip["model"]}),
-                "positive": ("CONDITIONING", {"tooltip": tip["positive"]}),
-                "negative": ("CONDITIONING", {"tooltip": tip["negative"]}),
-                "latent_image": ("LATENT", {"tooltip": tip["latent_image"]}),
-                "seed": ("INT", {**seed, "tooltip": tip["seed"]}),
-                "steps": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip": tip["steps"]}),
-                "cfg": (
-                    "FLOAT",
-                    {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip": tip["cfg"]},
-                ),
-                "sampler_name": (sampler.sampler_options(compat.sampler_names()), {"tooltip": tip["sampler_name"]}),
-                "scheduler": (sampler.scheduler_options(compat.scheduler_names()), {"tooltip": tip["scheduler"]}),
+                **_sampling_inputs(tip),
                 "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": tip["denoise"]}),
             },
             "optional": {
-                "mode": (list(MODES), {"default": MODES[0], "tooltip": tip["mode"]}),
-                "preset": ("STRING", {"default": "", "tooltip": tip["preset"]}),
+                **_engine_inputs(tip),
             },
             "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
         }
@@ -297,33 +313,19 @@ class ProvenanceVideoSamplerV1:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        from .. import compat
-        from ..engines import MODES
 
         tip = video.TOOLTIPS
-        seed = {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}
         boundary = {"default": 0.0, "min": 0.0, "max": 0.999, "step": 0.001, "tooltip": tip["boundary"]}
         return {
             "required": {
                 "model": ("MODEL", {"tooltip": tip["model"]}),
-                "positive": ("CONDITIONING", {"tooltip": tip["positive"]}),
-                "negative": ("CONDITIONING", {"tooltip": tip["negative"]}),
-                "latent_image": ("LATENT", {"tooltip": tip["latent_image"]}),
-                "seed": ("INT", {**seed, "tooltip": tip["seed"]}),
-                "steps": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip": tip["steps"]}),
-                "cfg": (
-                    "FLOAT",
-                    {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip": tip["cfg"]},
-                ),
-                "sampler_name": (sampler.sampler_options(compat.sampler_names()), {"tooltip": tip["sampler_name"]}),
-                "scheduler": (sampler.scheduler_options(compat.scheduler_names()), {"tooltip": tip["scheduler"]}),
+                **_sampling_inputs(tip),
                 "split": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip": tip["split"]}),
                 "boundary": ("FLOAT", boundary),
             },
             "optional": {
                 "model_low": ("MODEL", {"tooltip": tip["model_low"]}),
-                "mode": (list(MODES), {"default": MODES[0], "tooltip": tip["mode"]}),
-                "preset": ("STRING", {"default": "", "tooltip": tip["preset"]}),
+                **_engine_inputs(tip),
             },
             "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
         }
