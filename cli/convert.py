@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import TextIO
 
 from .. import __version__
+from ..metadata import settings
 from ..metadata.convert import CONVERTED, FAILED, SKIPPED, Outcome, convert_file
+from ..metadata.formats.base import C2PA
 from . import models, objectinfo
+from .errors import CliError
 from .files import walk
 from .options import add_targets, parse_targets
 
@@ -38,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="do not append the LoRAs to the A1111 prompt as <lora:name:weight> tags",
     )
+    parser.add_argument("--c2pa-cert", metavar="PEM", type=Path, help="sign with this certificate chain (c2pa target)")
+    parser.add_argument("--c2pa-key", metavar="PEM", type=Path, help="the signing certificate's private key")
     parser.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is no terminal")
     models.add_arguments(parser)
     objectinfo.add_arguments(parser)
@@ -72,7 +77,10 @@ class Progress:
 
 def run(args: argparse.Namespace) -> int:
     targets = parse_targets(args.targets)
-    with objectinfo.user_schemas(args):
+    signing = {k: v for k, v in (("c2pa_cert", args.c2pa_cert), ("c2pa_key", args.c2pa_key)) if v is not None}
+    if signing and C2PA not in targets:
+        raise CliError("--c2pa-cert/--c2pa-key sign files: add c2pa to --targets", status=2)
+    with objectinfo.user_schemas(args), settings.override(**signing):
         return convert_all(args, targets)
 
 

@@ -17,7 +17,23 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from . import audit, batch, convert, demo, diff, index, manifest, parse, read, reproduce, rules, search, stats
+from . import (
+    audit,
+    batch,
+    c2pa,
+    convert,
+    demo,
+    diff,
+    index,
+    manifest,
+    parse,
+    read,
+    reproduce,
+    rules,
+    search,
+    stats,
+    verify,
+)
 from .errors import CliError, report
 from .options import global_flags, use_settings, verbose
 
@@ -42,6 +58,8 @@ COMMANDS: dict[str, tuple[str, ModuleType]] = {
     "index": ("add files to the catalogue (folders walked; unchanged files skipped)", index),
     "search": ("find catalogued files by prompt words, LoRA, model, hash, seed, sampler, date", search),
     "stats": ("the catalogue's counts: top models, LoRAs, samplers, files per day", stats),
+    "verify": ("check each file's Content Credentials (C2PA signature, binding, signer) and record", verify),
+    "c2pa": ("Content Credentials set-up: `c2pa init` makes untrusted test signing credentials", c2pa),
     "audit": ("check the model and LoRA hashes catalogued files claim against the local model folders", audit),
 }
 

@@ -20,6 +20,9 @@ import textwrap
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..metadata.credentials.signer import LIBRARY_MISSING, library_missing
+from ..metadata.credentials.verify import UNSIGNED, verify_file
+from ..metadata.formats.base import C2PA
 from ..metadata.read import read
 from ..metadata.record import Record
 from . import objectinfo
@@ -94,3 +97,21 @@ def show(path: Path, record: Record, args: argparse.Namespace, array: JsonArray 
         print(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
     else:
         print(f"{path}\n{summary(record)}")
+        status = credentials(path, record)
+        if status:
+            print(f"  credentials: {status}")
+
+
+def credentials(path: Path, record: Record) -> str | None:
+    """The file's Content Credentials in a few words (None: nothing to say: not signed, nothing says it was)."""
+    said = [p for p in record.provenance.embedding if p.target == C2PA]
+    signed = any(p.status == "written" for p in said)
+    if library_missing() is not None:
+        return f"signed, not checked ({LIBRARY_MISSING})" if signed else None
+    try:
+        verdict = verify_file(path)
+    except Exception as err:  # the summary never fails on its credentials line
+        return f"not checked: {' '.join(str(err).split())}" if signed else None
+    if verdict.status == UNSIGNED and not verdict.reasons and not said:
+        return None
+    return verdict.line().removeprefix(f"{path}: ")

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from . import files
 from .budget import Budget, open_regular
 from .capture import SECRET_KEYS, SaveContext, stamp_media
+from .credentials.signer import SealError
 from .errors import MetadataError, ReadError
 from .formats import sidecar, xmp
 from .formats.base import A1111, COMFYUI, DEFAULT_TARGETS, FORMATS, Embedded, by_name, media_by_name
@@ -175,7 +176,13 @@ def _restamp(
             fmt.check(source, written)  # every packet the same: a remux, never a re-encode
 
     mode = stat.S_IMODE(source.stat().st_mode)
-    files.replace_with(dest, restamp, mode=mode, check=check, durable=True)
+    seal = plan.seal
+    try:
+        files.replace_with(dest, seal.wrap(restamp) if seal else restamp, mode=mode, check=check, durable=True)
+    except SealError as err:  # unsigned, never unconverted: the record says why
+        seal.failed(err)
+        notes.append(f"not signed: {err}")
+        files.replace_with(dest, restamp, mode=mode, check=check, durable=True)
     written = write_sidecars(dest, record, payloads, plan)
     notes.extend(f"{p.location} not written: {p.reason}" for p in plan.placements if p.status == "failed")
     return Outcome(source, CONVERTED, dest=dest, record=record, notes=notes, sidecars=written)

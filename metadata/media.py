@@ -31,7 +31,7 @@ from .formats.base import COMFYUI, Animation, AudioClip, Clip, MediaOptions, Pay
 from .formats.video import frame_rate
 from .parser.parse import fill_size_from_pixels
 from .record import Record
-from .save import MAX_NAME_ATTEMPTS, Hasher, Namer, SavedFile, default_namer, hash_record, prepare, write_sidecars
+from .save import MAX_NAME_ATTEMPTS, Hasher, Namer, SavedFile, default_namer, hash_record, prepare, stage
 
 logger = logging.getLogger(__name__)
 
@@ -284,9 +284,8 @@ def _write(
             options=options,
             message=f"planning metadata failed: {err}",
         )
-    write_sidecars(path, record, payloads, plan, spill, put=publication.add_sidecar)
     try:
-        publication.stage_image(lambda fp: writer.full(payloads, plan, fp))
+        stage(publication, record, payloads, plan, spill, lambda fp: writer.full(payloads, plan, fp))
     except Exception as err:
         publication.abandon()
         logger.debug("provenance: embedding metadata in %s failed", path.name, exc_info=True)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image as PILImage
@@ -28,9 +28,12 @@ from PIL import Image as PILImage
 from . import files, infotext, manifest_log
 from . import runtime as runtime_merge
 from .capture import SaveContext, build_record, short
+from .credentials import manifest as c2pa_manifest
+from .credentials import signer
 from .formats import sidecar, xmp
 from .formats.base import (
     A1111,
+    C2PA,
     COMFYUI,
     DEFAULT_TARGETS,
     SIDECAR_JSON,
@@ -249,6 +252,10 @@ def prepare(
     if spill is not None:
         plan.place(runtime_merge.TARGET, runtime_merge.SIDECAR, "moved", spill.reason)
     record.provenance.embedding = plan.placements
+    if C2PA in targets:
+        plan.seal = signer.plan(record, plan.placements, fmt.name)
+        if plan.seal is not None and len(record.to_json()) > c2pa_manifest.RECORD_INLINE_MAX:
+            plan.needs_sidecar_json = True  # the manifest signs its digest; the sidecar holds it
     _plan_sidecars(plan, targets)
     return payloads, plan
 
@@ -276,14 +283,49 @@ def _write_one(job: _Job, record: Record) -> SavedFile:
             record.runtime = spill.block  # the fallback's JSON sidecar holds it whole
         return _fallback(job, record, f"planning metadata failed: {err}")
     publication = files.Publication(job.path)
-    write_sidecars(job.path, record, payloads, plan, spill, put=publication.add_sidecar)
     try:
-        publication.stage_image(lambda fp: job.fmt.encode(job.pil, payloads, plan, job.options, fp))
+        stage(
+            publication,
+            record,
+            payloads,
+            plan,
+            spill,
+            lambda fp: job.fmt.encode(job.pil, payloads, plan, job.options, fp),
+        )
     except Exception as err:
         publication.abandon()
         return _fallback(job, record, f"embedding metadata failed: {err}")
     written = publication.publish()
     return SavedFile(path=job.path, subfolder=job.subfolder, record=record, sidecars=written)
+
+
+def stage(  # noqa: PLR0917 - the save's own state, passed on as the two save paths hold it
+    publication: files.Publication,
+    record: Record,
+    payloads: Payloads,
+    plan: Plan,
+    spill: runtime_merge.Spill | None,
+    encode: Callable[[BinaryIO], Any],
+) -> None:
+    """Stage the sidecars, then the file: encoded with every target, then signed when the plan seals it.
+
+    A signature that fails leaves the file unsigned, never unsaved: everything is staged again with
+    the record saying why (so the record, its sidecar and the file agree).
+    """
+    write_sidecars(publication.image, record, payloads, plan, spill, put=publication.add_sidecar)
+    seal = plan.seal
+    if seal is None:
+        publication.stage_image(encode)
+        return
+    try:
+        publication.stage_image(seal.wrap(encode))
+    except signer.SealError as err:
+        logger.warning("provenance: %s not signed: %s", publication.image.name, err)
+        publication.abandon()
+        seal.failed(err)
+        plan.seal = None
+        write_sidecars(publication.image, record, payloads, plan, spill, put=publication.add_sidecar)
+        publication.stage_image(encode)
 
 
 def _plan_sidecars(plan: Plan, targets: frozenset[str]) -> None:

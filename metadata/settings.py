@@ -74,6 +74,10 @@ class Settings:
     catalogue_url: str | None = None
     hash_prefetch: bool = True
     hash_workers: int = keys.DEFAULT_HASH_WORKERS
+    c2pa_cert: Path | None = None
+    c2pa_key: Path | None = None
+    c2pa_trust: Path | None = None
+    c2pa_tsa_url: str | None = None
     log_level: str = ""  # "" leaves the pack's log level alone
     hooks: bool = False
     hooks_debug: bool = False
@@ -84,7 +88,9 @@ class Settings:
         values = dataclasses.asdict(self)
         values["targets"] = list(self.targets)
         values["hooks_fault"] = list(self.hooks_fault)
-        values["rules_dir"] = str(self.rules_dir) if self.rules_dir is not None else None
+        for name in ("rules_dir", "c2pa_cert", "c2pa_key", "c2pa_trust"):
+            path = getattr(self, name)
+            values[name] = str(path) if path is not None else None
         return values
 
 

@@ -102,6 +102,14 @@ def check_folder(name: str, value: Any) -> Path | None:
     return Path(value).expanduser()
 
 
+def check_file(name: str, value: Any) -> Path | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str | Path):
+        raise _fail(name, "a file path (a string)", value)
+    return Path(value).expanduser()
+
+
 def check_url(name: str, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -178,6 +186,12 @@ KEYS: dict[str, Key] = {
         Key("hash_prefetch", check_bool, "PROVENANCE_HASH_PREFETCH", env_flag, per_run=False),
         Key("hash_workers", check_count(1), "PROVENANCE_HASH_WORKERS", env_count, per_run=False),
         Key("log_level", check_level, "PROVENANCE_LOG_LEVEL", env_level, per_run=False),
+        # Content Credentials (metadata/credentials): the signer's PEM chain and key, the trust anchors
+        # `verify` checks signers against, and an RFC 3161 time-stamp authority (none: no network at save).
+        Key("c2pa_cert", check_file, "PROVENANCE_C2PA_CERT", env_folder),
+        Key("c2pa_key", check_file, "PROVENANCE_C2PA_KEY", env_folder),
+        Key("c2pa_trust", check_file, "PROVENANCE_C2PA_TRUST", env_folder),
+        Key("c2pa_tsa_url", check_url, "PROVENANCE_C2PA_TSA_URL", env_url),
         Key("hooks", check_bool, "PROVENANCE_HOOKS", env_flag, per_run=False),
         Key("hooks_debug", check_bool, "PROVENANCE_HOOKS_DEBUG", env_flag, per_run=False, in_file=False),
         Key("hooks_fault", check_names, "PROVENANCE_HOOKS_FAULT", env_names, per_run=False, in_file=False),

@@ -658,6 +658,46 @@ def _(d: Path) -> Case:
     return Case("", _write(d / "x.png", png_with(text_chunk("parameters", text))), "reads")
 
 
+# -- C2PA manifest stores (verify hands them to c2pa-python's native reader) --------------------------
+def jumbf(label: bytes, body: bytes, *, size: int | None = None) -> bytes:
+    """A JUMBF superbox (`jumb`) with its description (`jumd`, the c2pa UUID type) and `body` after it."""
+    jumd = b"jumd" + bytes.fromhex("6332706100110010800000aa00389b71") + b"\x03" + label + b"\x00"
+    desc = struct.pack(">I", 8 + len(jumd) - 4) + jumd
+    inner = desc + body
+    return struct.pack(">I", size if size is not None else 8 + len(inner)) + b"jumb" + inner
+
+
+@case("c2pa-png-garbage-manifest")
+def _(d: Path) -> Case:
+    return Case("", _write(d / "x.png", png_with(png_chunk(b"caBX", jumbf(b"c2pa", os.urandom(4000))))), "error")
+
+
+@case("c2pa-png-manifest-claims-4gb")
+def _(d: Path) -> Case:
+    return Case(
+        "", _write(d / "x.png", png_with(png_chunk(b"caBX", jumbf(b"c2pa", b"\x00" * 64, size=0xFFFFFFF0)))), "error"
+    )
+
+
+@case("c2pa-png-manifest-nested-deep")
+def _(d: Path) -> Case:
+    box = b""
+    for _ in range(20_000):  # superboxes inside superboxes: a recursive parser's stack
+        box = jumbf(b"c2pa", box)
+    return Case("", _write(d / "x.png", png_with(png_chunk(b"caBX", box))), "error")
+
+
+@case("c2pa-jpeg-garbage-app11")
+def _(d: Path) -> Case:
+    payload = b"JP" + b"\x00\x01" + struct.pack(">I", 1) + jumbf(b"c2pa", os.urandom(3000))
+    return Case("", _write(d / "x.jpg", jpeg_with((0xEB, payload))), "error")
+
+
+@case("c2pa-webp-garbage-chunk")
+def _(d: Path) -> Case:
+    return Case("", _write(d / "x.webp", webp_with((b"C2PA", jumbf(b"c2pa", os.urandom(2000))))), "error")
+
+
 # -- running every reader entry point on a case ------------------------------------------------------
 
 ENTRIES: dict[str, list[str]] = {
@@ -665,6 +705,7 @@ ENTRIES: dict[str, list[str]] = {
     "read --json": ["read", "--json"],
     "parse": ["parse"],
     "convert": ["convert", "--out"],
+    "verify": ["verify"],
 }
 
 

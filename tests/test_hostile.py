@@ -1,6 +1,6 @@
 """Every reader entry point on every hostile file (tests/hostile.py), each case in its own process.
 
-`read`, `read --json`, `parse` and `convert` run one after another in a subprocess under an
+`read`, `read --json`, `parse`, `convert` and `verify` run one after another in a subprocess under an
 address-space limit; the case passes when each gave at most one line on stderr and no traceback,
 the readers' verdict is the case's (a clean error, or a record read from what is sound), the
 process's peak memory stayed under the acceptance bound, and every file of the case is byte for

@@ -106,8 +106,14 @@ def test_every_existing_variable_keeps_its_meaning() -> None:
         "PROVENANCE_HOOKS_DEBUG": "1",
         "PROVENANCE_HOOKS_FAULT": "execute.before, ,execute.after",
         "PROVENANCE_CATALOGUE_URL": " sqlite:///tmp/c.sqlite ",
+        "PROVENANCE_C2PA_CERT": "~/c2pa/chain.pem",
+        "PROVENANCE_C2PA_KEY": "/keys/signer.pem",
+        "PROVENANCE_C2PA_TRUST": "anchors.pem",
+        "PROVENANCE_C2PA_TSA_URL": " http://timestamp.example ",
     }
     got = settings.load(environ=env)
+    assert (got.c2pa_cert, got.c2pa_key) == (Path("~/c2pa/chain.pem").expanduser(), Path("/keys/signer.pem"))
+    assert (got.c2pa_trust, got.c2pa_tsa_url) == (Path("anchors.pem"), "http://timestamp.example")
     assert (got.hash_wait_s, got.hash_workers, got.runtime_inline_kb) == (0.0, 2, 0.5)
     assert got.rules_dir == Path("~/my-rules").expanduser() and got.hash_prefetch is False
     assert (got.log_level, got.hooks, got.hooks_debug) == ("DEBUG", True, True)
@@ -200,6 +206,10 @@ def test_overrides_take_only_per_run_keys() -> None:
         "runtime_inline_kb",
         "rules_dir",
         "catalogue",
+        "c2pa_cert",  # a workflow may sign with its own certificate (the node's options, convert --c2pa-cert)
+        "c2pa_key",
+        "c2pa_trust",
+        "c2pa_tsa_url",
     )
     for start_only in ("hooks", "hash_prefetch", "hash_workers", "log_level", "catalogue_url"):
         refused = pytest.raises(SettingsError, match=f"{start_only} is read once at process start")

@@ -22,7 +22,8 @@ SIDECAR_JSON = "sidecar_json"  # <image>.json, the full record
 SIDECAR_XMP = "sidecar_xmp"  # <image>.xmp, the XMP packet
 SIDECAR_TXT = "sidecar_txt"  # <image>.txt, the infotext
 MANIFEST = "manifest"  # a line per saved file in manifest.jsonl, beside it (metadata/manifest_log.py)
-TARGETS = (A1111, COMFYUI, RECORD, XMP, SIDECAR_JSON, SIDECAR_XMP, SIDECAR_TXT, MANIFEST)
+C2PA = "c2pa"  # a signed C2PA manifest (Content Credentials), the last write (metadata/credentials)
+TARGETS = (A1111, COMFYUI, RECORD, XMP, SIDECAR_JSON, SIDECAR_XMP, SIDECAR_TXT, MANIFEST, C2PA)
 DEFAULT_TARGETS = frozenset({A1111, COMFYUI, RECORD, XMP})
 
 
@@ -64,6 +65,8 @@ class Plan:
     # EXIF or XMP bytes the plan already built and measured, reused by the encode.
     exif: bytes | None = None
     xmp: bytes | None = None
+    # The c2pa target's signature to be (credentials.signer.Seal), when this file is signed.
+    seal: Any = None
 
     def place(self, target: str, location: str, status: str = "written", reason: str | None = None) -> None:
         self.placements.append(Placement(target=target, location=location, status=status, reason=reason))

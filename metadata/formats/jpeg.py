@@ -154,7 +154,8 @@ class JpegFormat:
     def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
         """Header segments rewritten (old Exif/XMP out, ours in after SOI and APP0); the scan copied as is.
 
-        An old segment stays when we write no replacement. ExtendedXMP goes with the XMP it extends.
+        An old segment stays when we write no replacement. ExtendedXMP goes with the XMP it extends. An old
+        C2PA manifest (APP11 JUMBF) goes: no rewrite keeps its hard binding (the c2pa target signs afresh).
         """
         tiff, packet = planned_metadata(payloads, plan, JPEG_XMP_PACKET_MAX)
         ours = ([_segment(0xE1, EXIF_HEADER + tiff)] if tiff else []) + (
@@ -171,6 +172,8 @@ class JpegFormat:
                 shutil.copyfileobj(src, dst)
                 return
             if marker == 0xE1 and data.startswith(drop):
+                continue
+            if marker == 0xEB and data.startswith(b"JP"):  # C2PA's JUMBF: its binding breaks with any rewrite
                 continue
             if pending and marker != 0xE0:
                 dst.write(b"".join(ours))

@@ -94,6 +94,10 @@ def _tree(raw: bytes, budget: Budget) -> _Node:
     return root
 
 
+# The `uuid` box C2PA keeps its manifest store in (ISO BMFF).
+C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
+
+
 def rewrite(
     src: BinaryIO, dst: BinaryIO, *, tags: Sequence[tuple[str, str]], comment: str | None, xmp: bytes | None
 ) -> None:
@@ -101,8 +105,9 @@ def rewrite(
 
     The file's own mdta keys stay (those named in `tags` are replaced), followed by `tags` in order;
     `comment` and `xmp` replace the old ones when given. Every other box is copied byte for byte
-    (udta boxes elsewhere move into moov/udta) and media data is streamed. Rewriting the output
-    again gives the same bytes. ReadError: `src` is damaged. SerializeError: a layout this does not
+    (udta boxes elsewhere move into moov/udta) and media data is streamed, but an old C2PA manifest
+    (its `uuid` box), whose hard binding no rewrite keeps (the c2pa target signs the new file afresh).
+    Rewriting the output again gives the same bytes. ReadError: `src` is damaged. SerializeError: a layout this does not
     rewrite (fragmented, a moov over MOOV_MAX). LimitExceeded: a comment over a text atom's 64 KiB.
     """
     budget = Budget()
@@ -112,7 +117,9 @@ def rewrite(
     tree = _tree(_load(src, moov), budget)
     if any(c.kind == b"mvex" for c in tree.children):
         raise SerializeError(FRAGMENTED)
-    dropped = [b for b in top if b.kind == b"udta" or (xmp is not None and _is_xmp_uuid(src, b))]
+    dropped = [
+        b for b in top if b.kind == b"udta" or (xmp is not None and _is_xmp_uuid(src, b)) or _is_uuid(src, b, C2PA_UUID)
+    ]
     others = [_tree(_load(src, b), budget) for b in top if b.kind == b"udta"]
     udtas = [c for c in tree.children if c.kind == b"udta"] + others
     udta = _new_udta(udtas, tags, comment, xmp, budget)
@@ -152,9 +159,11 @@ def _load(src: BinaryIO, box: Box) -> bytes:
 
 
 def _is_xmp_uuid(src: BinaryIO, box: Box) -> bool:
-    return (
-        box.kind == b"uuid" and box.size >= 16 and _load(src, Box(b"", box.body, box.body, box.body + 16)) == XMP_UUID
-    )
+    return _is_uuid(src, box, XMP_UUID)
+
+
+def _is_uuid(src: BinaryIO, box: Box, uuid: bytes) -> bool:
+    return box.kind == b"uuid" and box.size >= 16 and _load(src, Box(b"", box.body, box.body, box.body + 16)) == uuid
 
 
 def _new_udta(

@@ -58,6 +58,8 @@ PARAMETERS_KEY = "parameters"
 APNG_PROBE = 2048
 # Placements leave this much room for the embedding list the record gains after planning.
 PLACEMENT_MARGIN = 8 * 1024
+# Where C2PA puts its manifest store in a PNG.
+C2PA_CHUNK = b"caBX"
 # Text chunks: the standard three, and core's private `comf` (SaveAnimatedPNG: keyword, NUL, Latin-1 text).
 TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt", b"comf")
 # Modes an APNG frame keeps; any other (a palette above all: APNG has one PLTE) becomes RGB or RGBA.
@@ -149,7 +151,8 @@ class PngFormat:
     def restamp(self, src: BinaryIO, payloads: Payloads, plan: Plan, options: Any, dst: BinaryIO) -> None:
         """Rewrite the chunk stream: the planned text chunks go in before the image data (or before
         any iTXt the file keeps, so our XMP is the first), the old ones under the same keywords go.
-        Every other chunk, image data included, is copied byte for byte."""
+        Every other chunk, image data included, is copied byte for byte, but an old C2PA manifest (`caBX`),
+        whose hard binding no rewrite keeps: the c2pa target signs the new file afresh."""
         info = _pnginfo(payloads, plan)
         ours = [(ctype, data) for ctype, data, _after_idat in info.chunks]
         replaced = {RECORD_KEY.encode("latin-1")} | {data.partition(b"\x00")[0] for _ctype, data in ours}
@@ -157,6 +160,8 @@ class PngFormat:
         pending, animated = True, False
         for ctype, data, crc in _walk(src, image_data=True):
             if ctype in TEXT_CHUNKS and data.partition(b"\x00")[0] in replaced:
+                continue
+            if ctype == C2PA_CHUNK:  # a manifest's binding breaks with any rewrite: signed anew or dropped
                 continue
             animated = animated or ctype == b"acTL"
             # An APNG's text goes after its frames (see _write_apng: ffmpeg's probe).

@@ -90,13 +90,14 @@ class WebpFormat:
         """The same RIFF with our EXIF and XMP in place of the old ones; image chunks copied as they are.
 
         An old chunk stays when we write no replacement. Alpha stays too (it is in the image data),
-        so the EXIF gets the SwarmUI copy of the parameters that sd-prompt-reader reads then.
+        so the EXIF gets the SwarmUI copy of the parameters that sd-prompt-reader reads then. An old C2PA
+        manifest goes: no rewrite keeps its hard binding (the c2pa target signs afresh).
         """
         chunks = _index(src)
         vp8x = bytearray(_vp8x(src, chunks))
         alpha = bool(vp8x[0] & FLAG_ALPHA) or any(c.fourcc == b"ALPH" for c in chunks)
         tiff, packet = _metadata(payloads, plan, alpha=alpha)
-        drop = {b"VP8X"} | ({b"EXIF"} if tiff else set()) | ({b"XMP "} if packet is not None else set())
+        drop = {b"VP8X", b"C2PA"} | ({b"EXIF"} if tiff else set()) | ({b"XMP "} if packet is not None else set())
         kept: list[_Chunk] = [c for c in chunks if c.fourcc not in drop]
         last_image = max(i for i, c in enumerate(kept) if c.fourcc in IMAGE_CHUNKS)
         ours = ([_Chunk(b"EXIF", data=tiff)] if tiff else []) + ([_Chunk(b"XMP ", data=packet)] if packet else [])
