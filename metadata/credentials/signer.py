@@ -62,6 +62,11 @@ LOCATIONS = {
     "flac": "flac:c2pa",
     "mp3": "mp3:c2pa",
 }
+# Containers c2pa-python signs in a way that costs a reader we promise: left unsigned, with the reason.
+BREAKS = {
+    "flac": "C2PA's FLAC embedding puts an ID3 tag before the fLaC marker, and ComfyUI's frontend then loads "
+    "no workflow from the file (drag-and-drop lost)",
+}
 # Signature algorithms C2PA allows, by key: EC curve size, RSA (PSS only), Ed25519.
 EC_ALGS = {256: "es256", 384: "es384", 521: "es512"}
 
@@ -324,7 +329,10 @@ def plan(record: Record, placements: list[Placement], fmt: str) -> Seal | None:
     placements.append(placement)
     why: str | None
     if fmt not in MIME:
-        why = f"C2PA defines no way to embed a manifest in {fmt.upper()} files (signable: {', '.join(MIME)})"
+        signable = ", ".join(f for f in MIME if f not in BREAKS)
+        why = f"C2PA defines no way to embed a manifest in {fmt.upper()} files (signable: {signable})"
+    elif fmt in BREAKS:
+        why = BREAKS[fmt]
     else:
         why = library_missing()
     credentials = None
