@@ -2,8 +2,9 @@
 
 c2pa-python writes the manifest into the file after every other target (PNG `caBX`, JPEG APP11, WEBP
 `C2PA`, MP4 `uuid`, an ID3 GEOB frame in MP3; FLAC is left unsigned, see test_c2pa). Each file here is
-signed with a test CA and checked to verify `valid` against it, so every reader below ran on a signed file. Where a reader loses
-something on a signed file, the test asserts exactly that (a KNOWN break), as test_external_readers does.
+signed with a test CA and checked to verify `valid` against it, so every reader below ran on a signed
+file. Where a reader loses something on a signed file, the test asserts exactly that (a KNOWN break),
+as test_external_readers does.
 """
 
 from __future__ import annotations
