@@ -61,6 +61,9 @@ def _user_folder() -> None:
     settings.set_file(folder / settings.FILE_NAME)
     settings.set_frontend_file(frontend)
     set_user_rules_dir(folder / "rules")
+    from .metadata.credentials.signer import set_input_resolver
+
+    set_input_resolver(compat.input_image_path)  # a signed img2img output lists its input images as ingredients
 
 
 def _log_level() -> None:

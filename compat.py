@@ -107,6 +107,17 @@ def frontend_settings_file() -> Path:
     return user_directory() / "default" / "comfy.settings.json"
 
 
+def input_image_path(name: str) -> Path | None:
+    """The file LoadImage reads for `name` (`folder_paths.get_annotated_filepath`: `x.png [output]` too), or None."""
+    import folder_paths
+
+    try:
+        path = Path(folder_paths.get_annotated_filepath(name))
+    except Exception:  # a name ComfyUI itself would not resolve: no ingredient file, never an error
+        return None
+    return path if path.is_file() else None
+
+
 def user_directory() -> Path:
     """ComfyUI's user directory (`folder_paths.get_user_directory`); user rules live in `<it>/provenance/rules/`."""
     import folder_paths
