@@ -177,7 +177,7 @@ def test_img2img_is_a_composite_with_its_input_as_an_ingredient(
 ) -> None:
     source = tmp_path / "inputs" / "photo.png"
     source.parent.mkdir()
-    Image.new("RGB", (32, 32), (200, 10, 10)).save(source)
+    save(source.parent, "png").path.rename(source)  # itself a signed file: its credentials come along
     context = context_for("default")
     prompt = context.prompt or {}
     prompt["90"] = {"class_type": "LoadImage", "inputs": {"image": "photo.png"}}
@@ -203,6 +203,7 @@ def test_img2img_is_a_composite_with_its_input_as_an_ingredient(
     import hashlib
 
     assert ingredient["metadata"][manifest.SHA256_KEY] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert ingredient["active_manifest"] != active["label"]  # the input's own manifest, kept in the store
 
 
 def test_a_large_record_is_signed_by_its_digest_and_kept_in_the_sidecar(
