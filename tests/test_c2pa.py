@@ -556,3 +556,38 @@ def test_c2pa_init_writes_credentials_and_records_them_in_the_settings(
     # Again: refused, nothing replaced.
     assert cli(["c2pa", "init", "--out", str(folder)]) == 1
     assert "--force replaces them" in capsys.readouterr().err
+
+
+def test_without_c2pa_python_saves_say_why_and_verify_says_what_to_install(
+    creds: testca.TestCredentials, tmp_path: Path
+) -> None:
+    """In a process where c2pa-python does not import (as on a ComfyUI without the extra)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys, json
+        sys.modules["c2pa"] = None  # what `import c2pa` meets where the package is not installed
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from pathlib import Path
+        from conftest import context_for, pixels
+        from comfyui_provenance.metadata import settings
+        from comfyui_provenance.metadata.formats.base import DEFAULT_TARGETS
+        from comfyui_provenance.metadata.save import SaveOptions, save_images
+        from comfyui_provenance.cli.main import main
+        opts = SaveOptions(format="png", targets=DEFAULT_TARGETS | {{"c2pa"}})
+        with settings.override(c2pa_cert=Path({str(creds.chain)!r}), c2pa_key=Path({str(creds.key)!r})):
+            saved = save_images([pixels()], context_for("default"), Path({str(tmp_path)!r}), "img", opts)[0]
+        (where,) = [p for p in saved.record.provenance.embedding if p.target == "c2pa"]
+        print(json.dumps([where.status, where.reason, saved.path.is_file()]))
+        sys.stdout.flush()
+        sys.exit(main(["verify", str(saved.path)]))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    status, reason, saved = json.loads(done.stdout.splitlines()[0])
+    assert (status, reason, saved) == ("omitted", signer.LIBRARY_MISSING, True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"provenance: {signer.LIBRARY_MISSING}"
