@@ -147,6 +147,15 @@ def from_sidecar_json(src: Source) -> Record | None:
     return src.sidecar_record()
 
 
+def from_c2pa(src: Source) -> Record | None:
+    """The record signed into the file's C2PA manifest (the `c2pa` target alone), with c2pa-python;
+    only for a file our own readers walked soundly and that holds a manifest store."""
+    from .credentials.verify import signed_record
+
+    text = signed_record(src.path, src.found.format)
+    return _record_from_json(text, src, "the C2PA manifest's record") if text is not None else None
+
+
 def from_sidecar_xmp(src: Source) -> Record | None:
     packet = src.sidecar_text("sidecar:xmp")
     if packet is None:
@@ -272,6 +281,7 @@ READERS: list[tuple[str, Callable[[Source], Record | None]]] = [
     ("ComfyUI's prompt", from_comfyui),
     ("the A1111 parameters", from_a1111),
     ("the XMP fields", from_xmp_fields),
+    ("the C2PA manifest's record", from_c2pa),
 ]
 
 

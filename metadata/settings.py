@@ -78,6 +78,16 @@ class Settings:
     c2pa_key: Path | None = None
     c2pa_trust: Path | None = None
     c2pa_tsa_url: str | None = None
+    openai: bool = False
+    openai_keys: tuple[str, ...] = ()
+    openai_timeout_s: float = 600.0
+    openai_keepalive_s: float = 15.0
+    openai_queue_limit: int = 16
+    openai_rate_per_min: float = 60.0
+    openai_templates_dir: Path | None = None
+    openai_max_upload_mb: float = 32.0
+    openai_max_side: int = 2048
+    openai_checkpoints: dict[str, str] = dataclasses.field(default_factory=dict)
     log_level: str = ""  # "" leaves the pack's log level alone
     hooks: bool = False
     hooks_debug: bool = False
@@ -88,7 +98,9 @@ class Settings:
         values = dataclasses.asdict(self)
         values["targets"] = list(self.targets)
         values["hooks_fault"] = list(self.hooks_fault)
-        for name in ("rules_dir", "c2pa_cert", "c2pa_key", "c2pa_trust"):
+        values["openai_keys"] = list(self.openai_keys)
+        values["openai_checkpoints"] = dict(self.openai_checkpoints)
+        for name in ("rules_dir", "c2pa_cert", "c2pa_key", "c2pa_trust", "openai_templates_dir"):
             path = getattr(self, name)
             values[name] = str(path) if path is not None else None
         return values

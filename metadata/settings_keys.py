@@ -110,6 +110,12 @@ def check_file(name: str, value: Any) -> Path | None:
     return Path(value).expanduser()
 
 
+def check_names_map(name: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise _fail(name, "an object of names to names (strings)", value)
+    return {k.strip(): v.strip() for k, v in value.items() if k.strip() and v.strip()}
+
+
 def check_url(name: str, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -171,6 +177,10 @@ def env_names(text: str) -> tuple[str, ...]:
     return check_names("", text)
 
 
+def _seconds(lowest: float) -> FromEnv:
+    return env_number(lowest, clamp=True)
+
+
 KEYS: dict[str, Key] = {
     k.name: k
     for k in (
@@ -192,6 +202,31 @@ KEYS: dict[str, Key] = {
         Key("c2pa_key", check_file, "PROVENANCE_C2PA_KEY", env_folder),
         Key("c2pa_trust", check_file, "PROVENANCE_C2PA_TRUST", env_folder),
         Key("c2pa_tsa_url", check_url, "PROVENANCE_C2PA_TSA_URL", env_url),
+        # The OpenAI-compatible image API (service/): off unless switched on; its keys kept as sha256 digests.
+        Key("openai", check_bool, "PROVENANCE_OPENAI", env_flag, per_run=False),
+        Key("openai_keys", check_names, "PROVENANCE_OPENAI_KEYS", env_names, per_run=False),
+        Key(
+            "openai_timeout_s", check_number(1), "PROVENANCE_OPENAI_TIMEOUT_S", env_number(1, clamp=True), per_run=False
+        ),
+        Key(
+            "openai_keepalive_s",
+            check_number(0),
+            "PROVENANCE_OPENAI_KEEPALIVE_S",
+            env_number(0, clamp=True),
+            per_run=False,
+        ),
+        Key("openai_queue_limit", check_count(1), "PROVENANCE_OPENAI_QUEUE_LIMIT", env_count, per_run=False),
+        Key(
+            "openai_rate_per_min",
+            check_number(0),
+            "PROVENANCE_OPENAI_RATE_PER_MIN",
+            env_number(0, clamp=True),
+            per_run=False,
+        ),
+        Key("openai_templates_dir", check_folder, "PROVENANCE_OPENAI_TEMPLATES_DIR", env_folder, per_run=False),
+        Key("openai_max_upload_mb", check_number(1), per_run=False),
+        Key("openai_max_side", check_count(64), per_run=False),
+        Key("openai_checkpoints", check_names_map, per_run=False),
         Key("hooks", check_bool, "PROVENANCE_HOOKS", env_flag, per_run=False),
         Key("hooks_debug", check_bool, "PROVENANCE_HOOKS_DEBUG", env_flag, per_run=False, in_file=False),
         Key("hooks_fault", check_names, "PROVENANCE_HOOKS_FAULT", env_names, per_run=False, in_file=False),

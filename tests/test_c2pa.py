@@ -224,6 +224,16 @@ def test_a_large_record_is_signed_by_its_digest_and_kept_in_the_sidecar(
     assert (verdict.status, verdict.record) == (VALID, "agrees")
 
 
+def test_the_c2pa_target_alone_carries_the_record_in_the_manifest(
+    signing: testca.TestCredentials, tmp_path: Path
+) -> None:
+    saved = save(tmp_path, "png", targets=frozenset({"c2pa"}))
+    chunks = {t for t, _ in png_chunks(saved.path.read_bytes())}
+    assert b"caBX" in chunks and not chunks & {b"tEXt", b"iTXt", b"zTXt"}  # nothing else embedded
+    assert read(saved.path).to_dict() == saved.record.to_dict()  # type: ignore[union-attr]
+    assert verify_file(saved.path, signing.ca).status == VALID
+
+
 # -- not signing, never failing --------------------------------------------------------------------------------------
 def test_without_credentials_the_save_succeeds_and_says_why(tmp_path: Path) -> None:
     saved = save(tmp_path, "png")

@@ -122,6 +122,10 @@ def test_write_read_round_trip(fmt: str, targets: frozenset[str], name: str, tmp
         got = _read_or_fail(saved.path, "embedded XMP (which holds the generation fields)")
         for key in GENERATION_FIELDS:
             assert getattr(got.generation, key) == getattr(record.generation, key), key
+    elif targets == {"c2pa"}:  # no credentials here: nothing signed, nothing else asked for, and it says so
+        assert [(p.target, p.status) for p in record.provenance.embedding] == [("c2pa", "omitted")]
+        with pytest.raises(ReadError, match="no provenance"):
+            read(saved.path)
     elif targets == {"manifest"}:  # nothing in the file: the folder's manifest.jsonl holds the record
         (line,) = read_log(saved.path.parent / MANIFEST_LOG).entries
         assert line["record"] == record.to_dict()

@@ -110,10 +110,25 @@ def test_every_existing_variable_keeps_its_meaning() -> None:
         "PROVENANCE_C2PA_KEY": "/keys/signer.pem",
         "PROVENANCE_C2PA_TRUST": "anchors.pem",
         "PROVENANCE_C2PA_TSA_URL": " http://timestamp.example ",
+        "PROVENANCE_OPENAI": "on",
+        "PROVENANCE_OPENAI_KEYS": "sk-one, sk-two",
+        "PROVENANCE_OPENAI_TIMEOUT_S": "900",
+        "PROVENANCE_OPENAI_KEEPALIVE_S": "0",
+        "PROVENANCE_OPENAI_QUEUE_LIMIT": "4",
+        "PROVENANCE_OPENAI_RATE_PER_MIN": "30",
+        "PROVENANCE_OPENAI_TEMPLATES_DIR": "/srv/templates",
     }
     got = settings.load(environ=env)
     assert (got.c2pa_cert, got.c2pa_key) == (Path("~/c2pa/chain.pem").expanduser(), Path("/keys/signer.pem"))
     assert (got.c2pa_trust, got.c2pa_tsa_url) == (Path("anchors.pem"), "http://timestamp.example")
+    assert (got.openai, got.openai_keys, got.openai_timeout_s, got.openai_keepalive_s) == (
+        True,
+        ("sk-one", "sk-two"),
+        900,
+        0,
+    )
+    assert (got.openai_queue_limit, got.openai_rate_per_min) == (4, 30)
+    assert got.openai_templates_dir == Path("/srv/templates")
     assert (got.hash_wait_s, got.hash_workers, got.runtime_inline_kb) == (0.0, 2, 0.5)
     assert got.rules_dir == Path("~/my-rules").expanduser() and got.hash_prefetch is False
     assert (got.log_level, got.hooks, got.hooks_debug) == ("DEBUG", True, True)

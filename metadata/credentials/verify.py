@@ -23,8 +23,10 @@ from typing import Any
 
 from ..budget import Budget, open_regular
 from ..errors import MetadataError, ReadError
+from ..read import extract
 from ..record import Record
 from . import manifest as signed
+from .locate import has_manifest
 from .signer import LIBRARY_MISSING, MIME, TARGET, CredentialError, library_missing
 
 logger = logging.getLogger(__name__)
@@ -132,13 +134,23 @@ def verify_file(path: str | Path, trust: Path | None = None) -> Verdict:
     settings = trust_context(trust)
     with open_regular(path) as fp:
         fmt = format_of(path, fp.read(16))
-        fp.seek(0)
-        verdict = Verdict(path=str(path), status=UNSIGNED)
-        if fmt in UNBOUND:
-            verdict.reasons = [f"C2PA defines no manifest for {fmt.upper()} files"]
-            return _unsigned(path, verdict)
-        if fmt not in MIME:
-            raise ReadError("not a file C2PA can sign (PNG, JPEG, WEBP, GIF, MP4, MOV, FLAC, MP3)")
+    verdict = Verdict(path=str(path), status=UNSIGNED)
+    if fmt in UNBOUND:
+        verdict.reasons = [f"C2PA defines no manifest for {fmt.upper()} files"]
+        return _unsigned(path, verdict)
+    if fmt not in MIME:
+        raise ReadError("not a file C2PA can sign (PNG, JPEG, WEBP, GIF, MP4, MOV, FLAC, MP3)")
+    # Only a file with a manifest store, whose container our own budgeted readers walk soundly, reaches
+    # c2pa-python's native parser: a hostile file (a box flood, a bomb) never does.
+    if not has_manifest(path, fmt):
+        return _unsigned(path, verdict)
+    try:
+        extract(path, Budget())
+    except ReadError as err:
+        verdict.status = TAMPERED
+        verdict.reasons = [f"the file no longer reads as a sound {fmt.upper()} ({err}): it changed after signing"]
+        return verdict
+    with open_regular(path) as fp:
         try:
             with c2pa.Context.from_dict(settings) as context, c2pa.Reader(MIME[fmt], fp, context=context) as reader:
                 report = json.loads(reader.json())
@@ -153,6 +165,30 @@ def verify_file(path: str | Path, trust: Path | None = None) -> Verdict:
     _judge(verdict, state, results, active, trusted=trust is not None)
     _compare_record(path, verdict, active)
     return verdict
+
+
+def signed_record(path: Path, fmt: str) -> str | None:
+    """The record text our manifest carries whole, or None (no c2pa-python, no store, no record in it).
+
+    Read, not verified (`verify` says whether to trust it); only called for a file our readers walked.
+    """
+    fmt = {"jpg": "jpeg"}.get(fmt, fmt)
+    if fmt not in MIME or library_missing() is not None or not has_manifest(path, fmt):
+        return None
+    import c2pa
+
+    try:
+        with (
+            open_regular(path) as fp,
+            c2pa.Context.from_dict(trust_context(None)) as context,
+            c2pa.Reader(MIME[fmt], fp, context=context) as reader,
+        ):
+            active = _active(json.loads(reader.json()))
+    except (c2pa.C2paError, ValueError) as err:
+        raise ReadError(f"the C2PA manifest does not read: {_words(err)}") from err
+    body = signed.find(active, signed.RECORD_LABEL)
+    text = body.get("record") if isinstance(body, dict) else None
+    return text if isinstance(text, str) else None
 
 
 def _no_manifest(err: Exception) -> bool:
@@ -208,7 +244,7 @@ def _unsigned(path: Path, verdict: Verdict) -> Verdict:
 
 def _embedded(path: Path) -> Record | None:
     """The record the file itself embeds (not a sidecar's, not one rebuilt from ComfyUI's graph)."""
-    from ..read import Source, extract, from_record
+    from ..read import Source, from_record
 
     budget = Budget()
     try:
@@ -218,18 +254,13 @@ def _embedded(path: Path) -> Record | None:
 
 
 def _compare_record(path: Path, verdict: Verdict, active: dict[str, Any]) -> None:
-    """The record signed into the manifest against the one the file embeds."""
+    """The record signed into the manifest against the one the file embeds (when it embeds one)."""
     body = signed.find(active, signed.RECORD_LABEL)
     if not isinstance(body, dict):
         verdict.record = "not in the manifest (signed by another tool)"
         return
-    record = _embedded(path)
-    if record is None:
-        verdict.record = "missing from the file"
-        _tampered(verdict, "the file no longer embeds the record it was signed with")
-        return
-    ours = record.to_dict()
     text = body.get("record")
+    theirs: dict[str, Any] | None = None
     if isinstance(text, str):
         try:
             theirs = Record.from_json(text).to_dict()
@@ -237,17 +268,38 @@ def _compare_record(path: Path, verdict: Verdict, active: dict[str, Any]) -> Non
             verdict.record = "damaged in the manifest"
             _tampered(verdict, "the record in the manifest does not read")
             return
+    record = _embedded(path)
+    if record is None:
+        if theirs is not None and not _embeds_record(theirs):
+            verdict.record = "in the manifest only"  # the c2pa target alone: nothing else to agree with
+            return
+        verdict.record = "missing from the file"
+        _tampered(verdict, "the file no longer embeds the record it was signed with")
+        return
+    ours = record.to_dict()
+    if theirs is not None:
         changes = differences(theirs, ours)
     else:
         changes = [] if signed.canonical_digest(ours) == body.get("sha256") else ["the record (its digest differs)"]
     if changes:
         verdict.record = "differs"
-        shown = ", ".join(changes[:DIFFS_SHOWN]) + (
-            f" and {len(changes) - DIFFS_SHOWN} more" if len(changes) > DIFFS_SHOWN else ""
-        )
+        more = len(changes) - DIFFS_SHOWN
+        shown = ", ".join(changes[:DIFFS_SHOWN]) + (f" and {more} more" if more > 0 else "")
         _tampered(verdict, f"the embedded record differs from the signed one: {shown}")
     else:
         verdict.record = "agrees"
+
+
+def _embeds_record(record: dict[str, Any]) -> bool:
+    """The signed record says it was also written into the file (target record, or XMP's cprov:Record)."""
+    placements = (record.get("provenance") or {}).get("embedding") or []
+    return any(
+        isinstance(p, dict)
+        and p.get("target") in ("record", "xmp")
+        and p.get("status") == "written"
+        and not str(p.get("location", "")).startswith("sidecar:")
+        for p in placements
+    )
 
 
 def _tampered(verdict: Verdict, reason: str) -> None:
