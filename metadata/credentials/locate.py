@@ -29,7 +29,10 @@ def has_manifest(path: Path, fmt: str) -> bool:
     with open_regular(path) as fp:
         size = os.fstat(fp.fileno()).st_size
         walk = {"png": _png, "jpeg": _jpeg, "webp": _webp, "mp4": _bmff, "mov": _bmff}.get(fmt, _search)
-        return walk(fp, size)
+        try:
+            return walk(fp, size)
+        except struct.error:  # a header cut short by the end of the file: no store past it
+            return False
 
 
 def _png(fp: BinaryIO, size: int) -> bool:

@@ -48,7 +48,7 @@ def record_assertion(record: Record, sidecar_name: str | None) -> dict[str, Any]
     return body
 
 
-def definition(record: Record, mime: str, *, unresolved: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+def definition(record: Record, mime: str, *, ingredients: list[dict[str, Any]] | tuple[()] = ()) -> dict[str, Any]:
     """The manifest definition c2pa-python's Builder takes."""
     prov = record.provenance
     created: dict[str, Any] = {"action": "c2pa.created", "digitalSourceType": prov.digital_source_type}
@@ -80,8 +80,8 @@ def definition(record: Record, mime: str, *, unresolved: list[str] | tuple[str, 
             {"label": RECORD_LABEL, "kind": "Json", "data": record_assertion(record, _sidecar(filename))},
         ],
     }
-    if unresolved:
-        manifest["ingredients"] = [{"title": name, "relationship": "inputTo"} for name in unresolved]
+    if ingredients:
+        manifest["ingredients"] = list(ingredients)
     return manifest
 
 

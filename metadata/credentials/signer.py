@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from struct import error as struct_error
 from typing import Any, BinaryIO
 
 from ..errors import MetadataError
@@ -282,8 +283,8 @@ class Seal:
             import c2pa
         except ImportError as err:
             raise SealError(LIBRARY_MISSING) from err
-        ingredients, unresolved = _ingredients(self.record)
-        manifest = definition(self.record, self.mime, unresolved=unresolved)
+        ingredients, listed = _ingredients(self.record)
+        manifest = definition(self.record, self.mime, ingredients=listed)
         creds = self.credentials
         try:
             info = c2pa.C2paSignerInfo(
@@ -351,20 +352,36 @@ def plan(record: Record, placements: list[Placement], fmt: str) -> Seal | None:
     return Seal(credentials=credentials, record=record, fmt=fmt, placement=placement)
 
 
-def _ingredients(record: Record) -> tuple[list[tuple[dict[str, Any], Path, str]], list[str]]:
-    """The input images the graph loaded: those found, as ingredients read from their files (their hash,
-    their own credentials if signed); the names of the others (listed by name only)."""
+def _ingredients(record: Record) -> tuple[list[tuple[dict[str, Any], Path, str]], list[dict[str, Any]]]:
+    """The input images the graph loaded: those that carry Content Credentials of their own (and that our
+    budgeted readers read soundly) as streams c2pa-python reads, so their manifests come along; every other
+    one listed by name, with its sha256 when its file was found. c2pa-python never parses an input that
+    has no manifest store: an uploaded image is hostile until proven otherwise."""
+    from ..budget import Budget
+    from ..read import extract
+    from .locate import has_manifest
     from .manifest import ingredient_spec
 
-    found, unresolved = [], []
+    streamed, listed = [], []
     for name in record.generation.input_images or []:
         path = _resolve(name)
-        mime = MIME.get(_format_of(path)) if path is not None else None
+        fmt = _format_of(path) if path is not None else ""
+        mime = MIME.get(fmt)
         if path is None or mime is None:
-            unresolved.append(name)
+            listed.append({"title": name, "relationship": "inputTo"})
             continue
-        found.append((ingredient_spec(name, mime, _sha256(path)), path, mime))
-    return found, unresolved
+        spec = ingredient_spec(name, mime, _sha256(path))
+        try:
+            carries = has_manifest(path, fmt)
+            if carries:
+                extract(path, Budget())
+        except (MetadataError, OSError):
+            carries = False
+        if carries:
+            streamed.append((spec, path, mime))
+        else:
+            listed.append(spec)
+    return streamed, listed
 
 
 def _resolve(name: str) -> Path | None:
