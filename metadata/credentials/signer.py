@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from struct import error as struct_error
 from typing import Any, BinaryIO
 
 from ..errors import MetadataError
