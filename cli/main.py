@@ -26,6 +26,7 @@ from . import (
     diff,
     index,
     manifest,
+    openai,
     parse,
     read,
     reproduce,
@@ -60,6 +61,7 @@ COMMANDS: dict[str, tuple[str, ModuleType]] = {
     "stats": ("the catalogue's counts: top models, LoRAs, samplers, files per day", stats),
     "verify": ("check each file's Content Credentials (C2PA signature, binding, signer) and record", verify),
     "c2pa": ("Content Credentials set-up: `c2pa init` makes untrusted test signing credentials", c2pa),
+    "openai": ("the OpenAI-compatible image API: `openai key` makes a key and stores its digest", openai),
     "audit": ("check the model and LoRA hashes catalogued files claim against the local model folders", audit),
 }
 

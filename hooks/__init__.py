@@ -157,3 +157,9 @@ def setup_in_comfyui() -> None:
     routes = comfyui.server_routes()
     if routes is not None:
         route.register(routes, status, debug=REGISTRY.retain)
+        try:
+            from . import openai_routes
+
+            openai_routes.register(routes)
+        except Exception:  # the API is optional: a failure here must never cost the user the save node
+            logger.warning("Provenance: the OpenAI-compatible API was not mounted", exc_info=True)
