@@ -12,13 +12,11 @@ trust list (see the README) and set c2pa_cert / c2pa_key to it.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
-from ..metadata import files, settings
+from ..metadata import settings
 from ..metadata.credentials import testca
 from ..metadata.credentials.signer import CredentialError
 from .errors import CliError
@@ -43,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     except CredentialError as err:
         raise CliError(str(err)) from err
     target = settings.settings_file() or folder / settings.FILE_NAME
-    _record(target, {"c2pa_cert": str(made.chain), "c2pa_key": str(made.key)})
+    try:
+        settings.update_file(target, {"c2pa_cert": str(made.chain), "c2pa_key": str(made.key)})
+    except settings.SettingsError as err:
+        raise CliError(str(err)) from err
     out = sys.stdout
     print(f"test CA          : {made.ca}  (a trust anchor for `provenance verify --trust`)", file=out)
     print(f"signer chain     : {made.chain}", file=out)
@@ -54,20 +55,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"use them: provenance --settings {target} ...   or", file=out)
         print(f"          PROVENANCE_C2PA_CERT={made.chain} PROVENANCE_C2PA_KEY={made.key}", file=out)
     return 0
-
-
-def _record(path: Path, values: dict[str, Any]) -> None:
-    """Set `values` in the settings file at `path`, keeping every other setting it holds."""
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            found = json.loads(path.read_text(encoding="utf-8") or "{}")
-        except (OSError, ValueError) as err:
-            raise CliError(f"{path}: the settings file does not read ({err}); fix or remove it first") from err
-        if not isinstance(found, dict):
-            raise CliError(f"{path}: the settings file must hold a JSON object")
-        data = found
-    data.update(values)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    files.replace_with(path, lambda handle: handle.write(text.encode("utf-8")), durable=True)

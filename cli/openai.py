@@ -9,12 +9,10 @@ prints the digest of a key you already have, for the settings file or PROVENANCE
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
-from ..metadata import files, settings
+from ..metadata import settings
 from ..service import auth
 from .errors import CliError
 
@@ -40,19 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _add(path: Path, digest: str) -> None:
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            found = json.loads(path.read_text(encoding="utf-8") or "{}")
-        except (OSError, ValueError) as err:
-            raise CliError(f"{path}: the settings file does not read ({err})") from err
-        if not isinstance(found, dict):
-            raise CliError(f"{path}: the settings file must hold a JSON object")
-        data = found
-    keys = data.get("openai_keys") or []
-    if isinstance(keys, str):
-        keys = [k for k in keys.split(",") if k.strip()]
-    data["openai_keys"] = [*keys, digest]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    files.replace_with(path, lambda handle: handle.write(text.encode("utf-8")), mode=0o600, durable=True)
+    keys = settings.read_file(path).get("openai_keys", ()) if path.exists() else ()
+    try:
+        settings.update_file(path, {"openai_keys": [*keys, digest]}, private=True)
+    except settings.SettingsError as err:
+        raise CliError(str(err)) from err

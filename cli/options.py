@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .. import __version__
 from ..metadata import settings
@@ -10,6 +11,8 @@ from ..metadata.formats.base import DEFAULT_TARGETS, TARGETS
 from ..metadata.formats.base import parse_targets as targets_from
 from .errors import CliError
 
+# Subcommands that write the settings file --settings names (so it need not exist yet).
+WRITES_SETTINGS = ("c2pa", "openai")
 DEFAULT_TARGET_TEXT = ",".join(t for t in TARGETS if t in DEFAULT_TARGETS)
 
 
@@ -35,6 +38,9 @@ def use_settings(args: argparse.Namespace) -> None:
     """--settings FILE becomes this process's settings file, checked first: a usage error names the key."""
     path = getattr(args, "settings", None)
     if path is None:
+        return
+    if getattr(args, "command", None) in WRITES_SETTINGS and not Path(path).exists():
+        settings.set_file(path)  # the command creates it
         return
     try:
         settings.read_file(path, strict=True)

@@ -46,6 +46,7 @@ __all__ = [
     "set_file",
     "set_frontend_file",
     "settings_file",
+    "update_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -218,6 +219,31 @@ def load(
         values.update(read_frontend_file(frontend))
     values.update(keys.from_environ(os.environ if environ is None else environ))
     return Settings(**values)
+
+
+def update_file(path: str | Path, values: Mapping[str, Any], *, private: bool = False) -> None:
+    """Set `values` in the settings file at `path` (created if missing), keeping every other key it holds.
+
+    SettingsError when the file exists but is not a JSON object (nothing is written then). The new file
+    replaces the old one atomically; `private` makes it readable by its owner only (it names keys).
+    """
+    from . import files
+
+    path = Path(path)
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            found = json.loads(path.read_text(encoding="utf-8") or "{}")
+        except (OSError, ValueError) as err:
+            raise SettingsError(f"{path}: the settings file does not read ({err}); fix or remove it first") from err
+        if not isinstance(found, dict):
+            raise SettingsError(f"{path}: the settings file must hold a JSON object")
+        data = found
+    data.update(values)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    mode = 0o600 if private else None
+    files.replace_with(path, lambda handle: handle.write(text), mode=mode, durable=True)
 
 
 def read_file(path: str | Path, strict: bool = False) -> dict[str, Any]:
