@@ -116,14 +116,17 @@ def bind(
         if node is None:
             continue
         rule = rules.get(node.get("class_type"))
-        field_name = "text" if name in ("positive", "negative") else name
-        spec = rule.fields.get(field_name) if rule is not None else None
+        fields = rule.fields if rule is not None else {}
+        spec = fields.get(name) or (fields.get("text") if name in ("positive", "negative") else None)
         if spec is None or spec.input is None:
             continue
-        places = [_literal(graph, node_id, spec.input)]  # type: ignore[arg-type]
+        place = _literal(graph, node_id, spec.input)  # type: ignore[arg-type]
+        if place is None:  # behind a switch or an expression: a template file binds it, never a guess
+            continue
+        places = [place]
         if name in ("positive", "negative"):
             places += [Binding(node_id, extra) for extra in TEXT_EXTRAS.get(node["class_type"], ())]  # type: ignore[arg-type]
-        bindings[name] = [p for p in places if p is not None]
+        bindings[name] = places
     _images(graph, rules, bindings)
     for node_id, node in graph.items():
         for key in ("ckpt_name", "unet_name"):
