@@ -40,6 +40,14 @@ CLIENT_ID = "provenance-openai"  # ComfyUI's websocket messages for these prompt
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class _Late(Exception):
+    """An error once the 200 and keep-alive whitespace went out: the stream it cut, and the error."""
+
+    def __init__(self, error: ApiError, stream: web.StreamResponse) -> None:
+        super().__init__(error.message)
+        self.error, self.stream = error, stream
+
+
 @dataclass
 class Outcome:
     """What one request got: the images (ComfyUI's output refs), and the seeds they were made with."""
@@ -135,8 +143,13 @@ class Service:
                 status = err.status
                 log["error"] = err.code or err.type
                 return error_response(err, log["id"])
-            except asyncio.CancelledError:
+            except _Late as late:  # the status went out before the error: the connection was cut
+                status = late.error.status
+                log["error"] = f"{late.error.code or late.error.type}, after the keep-alive began"
+                return late.stream
+            except (ConnectionResetError, asyncio.CancelledError):  # the client went away: its prompts were cancelled
                 status = 499
+                log["error"] = "client gone"
                 raise
             except Exception as err:  # a bug: the client gets a 500 in OpenAI's shape, the log the traceback
                 logger.exception("provenance openai: %s failed", log["id"])
@@ -163,8 +176,8 @@ class Service:
 
     async def get_model(self, request: web.Request, log: dict[str, Any]) -> web.StreamResponse:
         found = await self.available()
+        log["model"] = _shown(request.match_info["model"])
         template = templates.require(found, request.match_info["model"], None)
-        log["model"] = template.id
         return web.json_response(_model(template))
 
     async def generations(self, request: web.Request, log: dict[str, Any]) -> web.StreamResponse:
@@ -181,6 +194,7 @@ class Service:
         chat_request = requests.chat(await _json_body(request))
         assert chat_request.image is not None
         found = await self.available()
+        log["model"] = _shown(chat_request.model)
         template = templates.require(found, chat_request.model, _default(found, "txt2img"))
         log["model"] = template.id
 
@@ -203,6 +217,7 @@ class Service:
     ) -> web.StreamResponse:
         found = await self.available()
         wanted = "inpaint" if image_request.mask else "img2img" if image_request.images else "txt2img"
+        log["model"] = _shown(image_request.model)
         template = templates.require(found, image_request.model, _default(found, wanted))
         log["model"] = template.id
 
@@ -227,6 +242,8 @@ class Service:
     ) -> Outcome:
         current = settings.current()
         size = templates.check_size(template, image_request.size, current.openai_max_side)
+        if not image_request.images and "image" in template.bindings:
+            raise bad_request(f"Model '{template.id}' edits an image: call images.edit with an image.", param="model")
         if image_request.images and "image" not in template.bindings:
             raise bad_request(f"Model '{template.id}' does not edit images: it takes no 'image'.", param="image")
         if image_request.mask and "mask" not in template.bindings:
@@ -345,10 +362,18 @@ class Service:
                 await stream.write(b" ")
             try:
                 body = task.result()
-            except ApiError as err:
+            except Exception as err:
                 if stream is None:
                     raise
-                body = err.body()  # the status went out already: the error object in a 200
+                late = err if isinstance(err, ApiError) else server_error(f"Internal error ({type(err).__name__}).")
+                if not isinstance(err, ApiError):
+                    logger.error("provenance openai: failed after the keep-alive began", exc_info=err)
+                # The 200 went out already: write the error object, then cut the connection before the body
+                # ends, so a client raises (a connection error) instead of reading a success without images.
+                await stream.write(json.dumps(late.body()).encode())
+                if request.transport is not None:
+                    request.transport.close()
+                raise _Late(late, stream) from err
             self.durations = [*self.durations, time.monotonic() - started][-50:]
             if stream is None:
                 return web.json_response(body)
@@ -358,6 +383,13 @@ class Service:
         except (ConnectionResetError, asyncio.CancelledError):
             task.cancel()
             raise
+
+
+def _shown(model: str | None) -> str:
+    """A requested model id as the log line shows it: as given when it is an id, else `?` (no log injection)."""
+    if model is None:
+        return "-"
+    return model if templates.ID.match(model) else "?"
 
 
 def error_response(err: ApiError, request_id: str) -> web.Response:

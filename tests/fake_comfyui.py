@@ -19,7 +19,14 @@ execution.py; research/video-frontend-engines.md §4):
 - GET /history, /history/{id}: {} until the prompt finished, then {id: {"prompt": [number, id,
   prompt, extra_data, outputs_to_execute], "outputs": {node_id: {"images": [{filename, subfolder,
   type}]}}, "status": {"status_str": "success"|"error", "completed", "messages"}, "meta": {}}}.
-- GET /queue {"queue_running", "queue_pending"}; POST /interrupt.
+- GET /queue {"queue_running", "queue_pending"}; POST /queue {"delete": [ids]} or {"clear": true}
+  takes pending prompts off the queue; POST /interrupt {"prompt_id"?} interrupts the running prompt
+  (only that one when named).
+- POST /api/jobs/{id}/cancel (`jobs_api=False`: absent, as before ComfyUI had it): a pending prompt
+  is taken off the queue, a running one interrupted; {"cancelled": bool}.
+- POST /upload/image (multipart `image` file, `subfolder`, `type` (input), `overwrite`) →
+  {"name", "subfolder", "type"}; stored in `files[(type, subfolder, name)]`; a taken name without
+  `overwrite` becomes "name (1).ext", as ComfyUI renames it; 400 for `..` or an absolute subfolder.
 - GET /view?filename=&subfolder=&type=: the bytes (400 for `..` or an absolute name, 404 unknown).
 - POST /free {"free_memory", "unload_models"}: recorded in `frees`; resets the cache below.
 - GET /system_stats {"system": {"comfyui_version", ...}, "devices": [...]}.
@@ -30,38 +37,47 @@ execution.py; research/video-frontend-engines.md §4):
 
 Execution: one prompt at a time, in order, after `delay` seconds, by `execute(prompt, extra_data)`
 → {node_id: [(filename, subfolder, bytes)]}, run off the event loop (`current_prompt_id` names the
-prompt). Raising `NodeError` gives an error status whose messages carry an `execution_error`
-(exception_message, node_id, node_type, ...), as ComfyUI's history does. Cache: a prompt equal to
-one already executed since the last /free is not executed again; its history repeats the earlier
-outputs and no new file appears (`cache=False` turns that off). `crash_after=N`: after N prompts
-finished, the server goes away while running the next one (accepted, never finished): from then
-on every connection is reset unanswered (a client sees "connection reset" or "remote end closed");
-`go_away()` does that at once and `restart()` brings it back on the same port with the files
-kept and history, queue and cache empty, as a restarted ComfyUI. Records: `posted` (every POST
-/prompt body), `frees`, `events` (("free", body), ("queued", id), ("executed", id), ("cached", id),
-("error", id), ("gone", None) in order), `executed` (ids the callback ran for), `files`
-{("output", subfolder, filename): bytes}.
+prompt). An interrupt during the delay ends the prompt unexecuted: its history has status "error"
+with an `execution_interrupted` message, as ComfyUI's does. Raising `NodeError` gives an error
+status whose messages carry an `execution_error` (exception_message, node_id, node_type, ...), as
+ComfyUI's history does. Cache: a prompt equal to one already executed since the last /free is not
+executed again; its history repeats the earlier outputs and no new file appears (`cache=False`
+turns that off). `crash_after=N`: after N prompts finished, the server goes away while running the
+next one (accepted, never finished): from then on every connection is reset unanswered (a client
+sees "connection reset" or "remote end closed"); `go_away()` does that at once and `restart()`
+brings it back on the same port with the files kept and history, queue and cache empty, as a
+restarted ComfyUI. Records: `posted` (every POST /prompt body), `frees`, `events` (("free", body),
+("queued", id), ("executed", id), ("cached", id), ("error", id), ("deleted", id) (taken off the
+queue), ("interrupted", id), ("gone", None) in order), `executed` (ids the callback ran for),
+`files` {(type, subfolder, filename): bytes} (outputs and uploads).
+
+`routes`: (method, path, handler) served beside ComfyUI's and also under /api, as a custom node's
+routes on PromptServer.instance.routes are (the pack's OpenAI API, say); `call(coro)` runs a
+coroutine on the server's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from fake_nodes import default_object_info, error_body, validate
 
 from comfyui_provenance import __version__ as PACK_VERSION
 
 Output = tuple[str, str, bytes]  # (filename, subfolder, bytes)
 Execute = Callable[[dict[str, Any], dict[str, Any]], Mapping[str, list[Output]]]
+Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
+Item = tuple[float, str, dict[str, Any], dict[str, Any]]  # (number, prompt_id, prompt, extra_data)
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -90,6 +106,8 @@ class FakeComfyUI:
         crash_after: int | None = None,
         comfyui_version: str = "0.33.0",
         pack_version: str = PACK_VERSION,
+        jobs_api: bool = True,
+        routes: Iterable[Route] = (),
     ) -> None:
         self.execute = execute or (lambda prompt, extra: {})
         self.models = {k: list(v) for k, v in (models or {}).items()}
@@ -98,6 +116,7 @@ class FakeComfyUI:
         self.hash_pending: dict[tuple[str, str], int] = {}
         self.pack, self.delay, self.cache, self.crash_after = pack, delay, cache, crash_after
         self.comfyui_version, self.pack_version = comfyui_version, pack_version
+        self.jobs_api, self.routes = jobs_api, list(routes)
         self.posted: list[dict[str, Any]] = []
         self.frees: list[dict[str, Any]] = []
         self.events: list[tuple[str, Any]] = []
@@ -153,13 +172,17 @@ class FakeComfyUI:
     def add_file(self, filename: str, data: bytes, subfolder: str = "", kind: str = "output") -> None:
         self.files[(kind, subfolder, filename)] = data
 
-    def _call(self, coro: Any) -> Any:
+    def call(self, coro: Any) -> Any:
+        """Run `coro` on the server's loop (its thread) and answer its result."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
+
+    _call = call
 
     def _reset(self) -> None:
         self.history: dict[str, dict[str, Any]] = {}
-        self._pending: list[tuple[float, str, dict[str, Any], dict[str, Any]]] = []
-        self._running: tuple[float, str, dict[str, Any], dict[str, Any]] | None = None
+        self._pending: list[Item] = []
+        self._running: Item | None = None
+        self._interrupt = asyncio.Event()
         self._cached: dict[str, dict[str, Any]] = {}
         self._outputs_of: dict[str, list[str]] = {}
         self._wake = asyncio.Event()
@@ -175,13 +198,19 @@ class FakeComfyUI:
             app.router.add_get(prefix + "/history", self._history)
             app.router.add_get(prefix + "/history/{prompt_id}", self._history)
             app.router.add_get(prefix + "/queue", self._queue)
-            app.router.add_post(prefix + "/interrupt", self._interrupt)
+            app.router.add_post(prefix + "/queue", self._queue_change)
+            app.router.add_post(prefix + "/interrupt", self._interrupt_route)
+            app.router.add_post(prefix + "/upload/image", self._upload)
             app.router.add_get(prefix + "/view", self._view)
             app.router.add_post(prefix + "/free", self._free)
             app.router.add_get(prefix + "/system_stats", self._system_stats)
             if self.pack:
                 app.router.add_get(prefix + "/provenance/status", self._status)
                 app.router.add_get(prefix + "/provenance/hash", self._hash)
+            for method, path, handler in self.routes:
+                app.router.add_route(method, prefix + path, handler)
+        if self.jobs_api:
+            app.router.add_post("/api/jobs/{prompt_id}/cancel", self._cancel_job)
         self._runner = web.AppRunner(app, shutdown_timeout=0.0)
         await self._runner.setup()
         self._protocols: list[asyncio.BaseProtocol] = []
@@ -224,10 +253,15 @@ class FakeComfyUI:
 
     # -- routes ------------------------------------------------------------------------------
     async def _object_info(self, request: web.Request) -> web.Response:
+        info = self.object_info
+        if "LoadImage" in info:  # its combo lists the input folder's files now, as ComfyUI's INPUT_TYPES does
+            entry = copy.deepcopy(info["LoadImage"])
+            entry["input"]["required"]["image"][0] = sorted(n for k, s, n in self.files if k == "input" and not s)
+            info = {**info, "LoadImage": entry}
         name = request.match_info.get("class")
         if name is None:
-            return web.json_response(self.object_info)
-        return web.json_response({name: self.object_info[name]} if name in self.object_info else {})
+            return web.json_response(info)
+        return web.json_response({name: info[name]} if name in info else {})
 
     async def _prompt(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -240,7 +274,7 @@ class FakeComfyUI:
             prompt_id = str(uuid.uuid4())
         elif not isinstance(prompt_id, str) or not UUID.fullmatch(prompt_id):
             return self._bad(error_body("invalid_prompt_id", "prompt_id must be a valid UUID"))
-        error, outputs, node_errors = validate(prompt, self.object_info)
+        error, outputs, node_errors = validate(prompt, self.object_info, self._input_exists)
         if error is not None:
             return self._bad(error, node_errors)
         extra = dict(body.get("extra_data") or {})
@@ -255,6 +289,10 @@ class FakeComfyUI:
         self._wake.set()
         return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": {}})
 
+    def _input_exists(self, name: str) -> bool:
+        subfolder, _, filename = name.rpartition("/")
+        return ("input", subfolder, filename) in self.files
+
     def _bad(self, error: dict[str, Any], node_errors: dict[str, Any] | None = None) -> web.Response:
         return web.json_response({"error": error, "node_errors": node_errors or {}}, status=400)
 
@@ -266,14 +304,65 @@ class FakeComfyUI:
         return web.json_response({prompt_id: entry} if entry is not None else {})
 
     async def _queue(self, request: web.Request) -> web.Response:
-        def row(item: tuple[float, str, dict[str, Any], dict[str, Any]]) -> list[Any]:
+        def row(item: Item) -> list[Any]:
             return [item[0], item[1], item[2], item[3], self._outputs_of.get(item[1], [])]
 
         running = [row(self._running)] if self._running else []
         return web.json_response({"queue_running": running, "queue_pending": [row(i) for i in self._pending]})
 
-    async def _interrupt(self, request: web.Request) -> web.Response:
+    async def _queue_change(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        doomed = set(body.get("delete") or []) if isinstance(body, dict) else set()
+        for item in list(self._pending):
+            if item[1] in doomed or (isinstance(body, dict) and body.get("clear")):
+                self._pending.remove(item)
+                self.events.append(("deleted", item[1]))
         return web.Response(status=200)
+
+    async def _interrupt_route(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        wanted = body.get("prompt_id") if isinstance(body, dict) else None
+        if self._running is not None and wanted in (None, self._running[1]):
+            self._interrupt.set()
+        return web.Response(status=200)
+
+    async def _cancel_job(self, request: web.Request) -> web.Response:
+        prompt_id = request.match_info["prompt_id"]
+        for item in self._pending:
+            if item[1] == prompt_id:
+                self._pending.remove(item)
+                self.events.append(("deleted", prompt_id))
+                return web.json_response({"cancelled": True})
+        if self._running is not None and self._running[1] == prompt_id:
+            self._interrupt.set()
+            return web.json_response({"cancelled": True})
+        return web.json_response({"cancelled": False})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        fields: dict[str, str] = {}
+        image: tuple[str, bytes] | None = None
+        async for part in await request.multipart():
+            if not isinstance(part, BodyPartReader):
+                return web.Response(status=400)
+            data = await part.read()
+            if part.name == "image" and part.filename:
+                image = (part.filename, bytes(data))
+            elif part.name:
+                fields[part.name] = bytes(data).decode("utf-8")
+        if image is None:
+            return web.Response(status=400)
+        kind, subfolder = fields.get("type", "input"), fields.get("subfolder", "")
+        name = image[0].rpartition("/")[2]
+        if kind not in ("input", "temp", "output") or subfolder.startswith("/") or ".." in subfolder.split("/"):
+            return web.Response(status=400)
+        if fields.get("overwrite", "").lower() not in ("true", "1"):
+            stem, dot, ext = name.rpartition(".")
+            number = 1
+            while (kind, subfolder, name) in self.files:
+                name = f"{stem} ({number}){dot}{ext}" if dot else f"{ext} ({number})"
+                number += 1
+        self.files[(kind, subfolder, name)] = image[1]
+        return web.json_response({"name": name, "subfolder": subfolder, "type": kind})
 
     async def _view(self, request: web.Request) -> web.Response:
         query = request.rel_url.query
@@ -326,12 +415,30 @@ class FakeComfyUI:
             if self.crash_after is not None and self._finished >= self.crash_after:
                 asyncio.get_running_loop().create_task(self._shutdown())
                 return
-            await asyncio.sleep(self.delay)
-            self.history[item[1]] = await self._run(item)
+            self._interrupt.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._interrupt.wait(), self.delay)
+            if self._interrupt.is_set():
+                self.history[item[1]] = self._interrupted(item)
+            else:
+                self.history[item[1]] = await self._run(item)
             self._running = None
             self._finished += 1
 
-    async def _run(self, item: tuple[float, str, dict[str, Any], dict[str, Any]]) -> dict[str, Any]:
+    def _interrupted(self, item: Item) -> dict[str, Any]:
+        number, prompt_id, prompt, extra = item
+        self.events.append(("interrupted", prompt_id))
+        interrupted: dict[str, Any] = {"prompt_id": prompt_id, "node_id": None, "node_type": None, "executed": []}
+        messages: list[list[Any]] = [["execution_start", {"prompt_id": prompt_id, "timestamp": _ms()}]]
+        messages.append(["execution_interrupted", {**interrupted, "timestamp": _ms()}])
+        return {
+            "prompt": [number, prompt_id, prompt, extra, self._outputs_of.get(prompt_id, [])],
+            "meta": {},
+            "outputs": {},
+            "status": {"status_str": "error", "completed": False, "messages": messages},
+        }
+
+    async def _run(self, item: Item) -> dict[str, Any]:
         number, prompt_id, prompt, extra = item
         key = json.dumps(prompt, sort_keys=True)
         messages: list[list[Any]] = [["execution_start", {"prompt_id": prompt_id, "timestamp": _ms()}]]

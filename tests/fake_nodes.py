@@ -5,23 +5,29 @@ way ComfyUI would as far as a save node can tell: it walks the graph upstream of
 draws a fresh random INT for every `ProvenanceTestRandomSeed` node (a seed drawn at run time),
 passes Primitive* values through, and gives every other node an opaque output that depends on all
 its resolved inputs. A save node's pixels are deterministic in that upstream graph (same graph and
-seed → same pixels; `noise` > 0 adds a per-run difference). ProvenanceSaveImage writes through the
-pack's own save path (metadata.save.save_images) with a runtime snapshot shaped like the hooks'
-(so the file carries a real record with a `runtime` block) and model hashes from `fake.hashes`;
-SaveImage writes core's prompt/workflow chunks only. `validate(prompt, object_info)` answers as
-ComfyUI 0.33's validate_prompt does for missing classes, no outputs and COMBO values not offered.
+seed → same pixels; `noise` > 0 adds a per-run difference), sized by its EmptyLatentImage, else by
+the first LoadImage's uploaded file (`fake.files[("input", subfolder, name)]`, an img2img or
+inpaint graph), else 64x64. ProvenanceSaveImage writes through the pack's own save path
+(metadata.save.save_images) with a runtime snapshot shaped like the hooks' (so the file carries a
+real record with a `runtime` block) and model hashes from `fake.hashes`; SaveImage writes core's
+prompt/workflow chunks only. `validate(prompt, object_info, input_exists)` answers as ComfyUI
+0.33's validate_prompt does for missing classes, no outputs and COMBO values not offered;
+LoadImage's `image` is checked as its VALIDATE_INPUTS does (the file must exist in the input
+folder, subfolders included), not against its combo.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from comfyui_provenance.metadata.capture import SaveContext
 from comfyui_provenance.metadata.hashing import ROLE_FOLDERS
@@ -34,6 +40,8 @@ LOADERS = {"CheckpointLoaderSimple": ("ckpt_name", "checkpoints"), "LoraLoader":
 RANDOM_SEED = "ProvenanceTestRandomSeed"
 SAVES = frozenset({"ProvenanceSaveImage", "SaveImage"})
 PRIMITIVES = frozenset({"PrimitiveInt", "PrimitiveFloat", "PrimitiveString", "PrimitiveBoolean"})
+# Inputs a node checks itself (VALIDATE_INPUTS taking them): ComfyUI skips their combo check.
+SELF_VALIDATED = {("LoadImage", "image")}
 CHECKPOINT = "random_sd15.safetensors"
 LORA = "random_sd15_lora.safetensors"
 MODELS = {"checkpoints": [CHECKPOINT], "loras": [LORA]}
@@ -78,6 +86,19 @@ def default_object_info(models: Mapping[str, list[str]] | None = None, *, random
                 ["LATENT"],
             ),
             "VAEDecode": node_info("VAEDecode", {"samples": ["LATENT"], "vae": ["VAE"]}, ["IMAGE"]),
+            "VAEEncode": node_info("VAEEncode", {"pixels": ["IMAGE"], "vae": ["VAE"]}, ["LATENT"]),
+            "VAEEncodeForInpaint": node_info(
+                "VAEEncodeForInpaint",
+                {
+                    "pixels": ["IMAGE"],
+                    "vae": ["VAE"],
+                    "mask": ["MASK"],
+                    "grow_mask_by": ["INT", {"default": 6, "min": 0, "max": 64, "step": 1}],
+                },
+                ["LATENT"],
+            ),
+            # The combo lists the input folder's files (FakeComfyUI fills it per request).
+            "LoadImage": node_info("LoadImage", {"image": [[], {"image_upload": True}]}, ["IMAGE", "MASK"]),
             "SaveImage": node_info("SaveImage", save_inputs, [], output_node=True),
             "PreviewImage": node_info("PreviewImage", {"images": ["IMAGE"]}, [], output_node=True),
             "ProvenanceSaveImage": node_info(
@@ -167,13 +188,23 @@ class Renderer:
     def _pixels(self, prompt: dict[str, Any], node_id: str) -> list[np.ndarray]:
         token = str(self._evaluate(prompt, node_id)[0]) + str(self.noise)
         latents = [self.nodes[n]["inputs"] for n in self.order if prompt[n]["class_type"] == "EmptyLatentImage"]
-        size = latents[0] if latents else {}
+        loads = [self.nodes[n]["inputs"].get("image") for n in self.order if prompt[n]["class_type"] == "LoadImage"]
+        size = latents[0] if latents else self._input_size(loads[0]) if loads else {}
         width, height, count = int(size.get("width", 64)), int(size.get("height", 64)), int(size.get("batch_size", 1))
         arrays = []
         for index in range(count):
             seed = int.from_bytes(hashlib.sha256(f"{token}/{index}".encode()).digest()[:8], "big")
             arrays.append(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
         return arrays
+
+    def _input_size(self, name: Any) -> dict[str, int]:
+        """The size of an uploaded input image (LoadImage's `subfolder/name`); {} when there is none."""
+        subfolder, _, filename = str(name).rpartition("/")
+        data = getattr(self.fake, "files", {}).get(("input", subfolder, filename))
+        if data is None:
+            return {}
+        with Image.open(io.BytesIO(data)) as image:
+            return {"width": image.width, "height": image.height}
 
     def _hasher(self, models: list[Model]) -> None:
         for model in models:
@@ -227,9 +258,12 @@ def error_body(kind: str, message: str, details: str = "", **extra: Any) -> dict
 
 
 def validate(
-    prompt: dict[str, Any], object_info: Mapping[str, Any]
+    prompt: dict[str, Any], object_info: Mapping[str, Any], input_exists: Callable[[str], bool] | None = None
 ) -> tuple[dict[str, Any] | None, list[str], dict[str, Any]]:
-    """What ComfyUI's validate_prompt finds: (the 400 error or None, output node ids, node_errors)."""
+    """What ComfyUI's validate_prompt finds: (the 400 error or None, output node ids, node_errors).
+
+    `input_exists(name)` says whether the input folder has `name` (LoadImage's own check); None: every
+    name passes."""
     outputs = []
     for node_id, node in prompt.items():
         class_type = node.get("class_type") if isinstance(node, dict) else None
@@ -244,7 +278,7 @@ def validate(
         return error_body("prompt_no_outputs", "Prompt has no outputs"), [], {}
     node_errors = {}
     for node_id, node in prompt.items():
-        errors = _combo_errors(node, object_info)
+        errors = _combo_errors(node, object_info, input_exists)
         if errors:
             node_errors[node_id] = {
                 "errors": errors,
@@ -261,11 +295,21 @@ def validate(
     return None, outputs, {}
 
 
-def _combo_errors(node: dict[str, Any], object_info: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _combo_errors(
+    node: dict[str, Any], object_info: Mapping[str, Any], input_exists: Callable[[str], bool] | None
+) -> list[dict[str, Any]]:
     spec = object_info[node["class_type"]].get("input", {})
     specs = {**spec.get("required", {}), **spec.get("optional", {})}
     errors = []
     for name, value in (node.get("inputs") or {}).items():
+        if (node["class_type"], name) in SELF_VALIDATED:
+            if input_exists is not None and not isinstance(value, list) and not input_exists(str(value)):
+                details = f"{name} - Invalid image file: {value}"
+                extra = {"input_name": name, "input_config": specs.get(name), "received_value": value}
+                errors.append(
+                    error_body("custom_validation_failed", "Custom validation failed for node", details, **extra)
+                )
+            continue
         options = combo_options(specs.get(name))
         if options is not None and not isinstance(value, list) and value not in options:
             details = f"{name}: '{value}' not in {options}"
