@@ -28,7 +28,11 @@ def register(routes: Any) -> bool:
     if any(getattr(r, "path", None) == "/v1/models" for r in routes):
         logger.warning("Provenance: /v1/models is already registered (another pack?); the OpenAI API is not mounted")
         return False
-    service = Service(compat.server_url, user_dir=compat.user_directory())
+    try:
+        user_dir = compat.user_directory()
+    except ImportError:  # not inside ComfyUI (a test mounting the routes): templates from openai_templates_dir only
+        user_dir = None
+    service = Service(compat.server_url, user_dir=user_dir)
     for method, path, handler in service.routes():
         (routes.get if method == "GET" else routes.post)(path)(handler)
     keys = len(digests(current.openai_keys))

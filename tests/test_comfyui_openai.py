@@ -150,6 +150,13 @@ def test_models_lists_the_templates_whose_checkpoint_is_there(server: harness.Se
     assert status == 401 and json.loads(body)["error"]["code"] == "invalid_api_key"
 
 
+def test_comfyuis_origin_checks_stay_in_force(server: harness.Server) -> None:
+    """A browser page on another site, key and all, is turned away by ComfyUI before the API sees it."""
+    cross = {"Authorization": f"Bearer {KEY}", "Origin": "https://elsewhere.example", "Sec-Fetch-Site": "cross-site"}
+    status, _ = fetch(f"{server.url}/v1/models", cross)
+    assert status == 403
+
+
 # -- errors ---------------------------------------------------------------------------------------------------------
 def test_a_wrong_key_is_refused_and_queues_nothing(server: harness.Server) -> None:
     before, history = saved_files(server), server.get("/history")

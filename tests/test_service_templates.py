@@ -187,3 +187,40 @@ def test_the_rate_limit_refills_per_key() -> None:
     assert limited.value.status == 429 and limited.value.retry_after == pytest.approx(30.0)
     now[0] = 30.0
     limiter.take("a")
+
+
+def test_a_ui_workflow_template_is_converted_with_the_servers_object_info(tmp_path: Path) -> None:
+    """The frontend's own save format works as a template; its bindings are the API form's."""
+    from fake_nodes import default_object_info
+
+    api, ui = load_workflow("default")
+    (tmp_path / "from-the-ui.json").write_text(json.dumps(ui))
+    info = default_object_info({"checkpoints": [api["4"]["inputs"]["ckpt_name"]]})
+    found = templates.load_folder(tmp_path, source="test", object_info=info)
+    from_api = templates.from_data("from-the-api", api, source="test")
+    template = found["from-the-ui"]
+    assert {k: [str(b) for b in v] for k, v in template.bindings.items()} == {
+        k: [str(b) for b in v] for k, v in from_api.bindings.items()
+    }
+    assert templates.load_folder(tmp_path, source="test") == {}  # without /object_info it cannot convert: skipped
+
+
+def test_the_api_is_mounted_only_when_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiohttp import web
+
+    from comfyui_provenance.hooks import openai_routes
+
+    off = web.RouteTableDef()
+    monkeypatch.delenv("PROVENANCE_OPENAI", raising=False)
+    assert openai_routes.register(off) is False and len(off) == 0
+    monkeypatch.setenv("PROVENANCE_OPENAI", "1")
+    on = web.RouteTableDef()
+    assert openai_routes.register(on) is True
+    assert sorted((r.method, r.path) for r in on) == [  # type: ignore[attr-defined]
+        ("GET", "/v1/models"),
+        ("GET", "/v1/models/{model}"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/images/edits"),
+        ("POST", "/v1/images/generations"),
+    ]
+    assert openai_routes.register(on) is False  # a second copy of the pack does not mount them twice
