@@ -23,6 +23,7 @@ from typing import Any
 
 from ..budget import Budget, open_regular
 from ..errors import MetadataError, ReadError
+from ..formats.base import Embedded, sniffers
 from ..read import extract
 from ..record import Record
 from . import manifest as signed
@@ -48,13 +49,6 @@ DIFFS_SHOWN = 8
 DIFF_NODES_MAX = 200_000
 # Containers we save that C2PA has no embedding for: such a file is unsigned by necessity.
 UNBOUND = ("webm", "mkv", "ogg")
-MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"GIF8", "gif"),
-    (b"fLaC", "flac"),
-    (b"ID3", "mp3"),
-)
 
 
 @dataclass
@@ -89,20 +83,15 @@ class Verdict:
 
 
 def format_of(path: Path, head: bytes) -> str | None:
-    """The container c2pa-python should read it as: by its first bytes, else by its name."""
-    for magic, fmt in MAGIC:
-        if head.startswith(magic):
-            return fmt
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if head[4:8] == b"ftyp":
-        return "mov" if head[8:12] == b"qt  " else "mp4"
-    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        return "mp3"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
+    """The container c2pa-python should read it as: what the readers' sniffers say (a QuickTime brand is
+    MOV, Matroska WebM or MKV by its name), else by the file's name."""
+    sniffed = next((f.name for f in sniffers() if f.sniff(head)), None)
+    if sniffed == "mp4" and head[8:12] == b"qt  ":
+        return "mov"
+    if sniffed == "matroska":
         return "webm" if path.suffix.lower() == ".webm" else "mkv"
-    if head.startswith(b"OggS"):
-        return "ogg"
+    if sniffed is not None:
+        return sniffed
     suffix = path.suffix.lower().lstrip(".")
     return {"jpg": "jpeg", "m4v": "mp4"}.get(suffix, suffix) if suffix in (*MIME, "jpg", "m4v") else None
 
@@ -144,8 +133,9 @@ def verify_file(path: str | Path, trust: Path | None = None) -> Verdict:
     # c2pa-python's native parser: a hostile file (a box flood, a bomb) never does.
     if not has_manifest(path, fmt):
         return _unsigned(path, verdict)
+    budget = Budget()
     try:
-        extract(path, Budget())
+        found = extract(path, budget)
     except ReadError as err:
         verdict.status = TAMPERED
         verdict.reasons = [f"the file no longer reads as a sound {fmt.upper()} ({err}): it changed after signing"]
@@ -163,7 +153,7 @@ def verify_file(path: str | Path, trust: Path | None = None) -> Verdict:
             return verdict
     active = _active(report)
     _judge(verdict, state, results, active, trusted=trust is not None)
-    _compare_record(path, verdict, active)
+    _compare_record(verdict, active, _embedded(path, found, budget))
     return verdict
 
 
@@ -234,7 +224,7 @@ def _judge(
 
 def _unsigned(path: Path, verdict: Verdict) -> Verdict:
     """No manifest: unsigned, unless the file's own record says it was signed (then it was stripped)."""
-    record = _embedded(path)
+    record = _embedded(path, None, Budget())
     said = [p for p in (record.provenance.embedding if record else []) if p.target == TARGET]
     if any(p.status == "written" for p in said):
         verdict.status = TAMPERED
@@ -242,19 +232,19 @@ def _unsigned(path: Path, verdict: Verdict) -> Verdict:
     return verdict
 
 
-def _embedded(path: Path) -> Record | None:
-    """The record the file itself embeds (not a sidecar's, not one rebuilt from ComfyUI's graph)."""
+def _embedded(path: Path, found: Embedded | None, budget: Budget) -> Record | None:
+    """The record the file itself embeds (not a sidecar's, not one rebuilt from ComfyUI's graph), from what
+    `extract` found already (`found`, read within `budget`), else read now."""
     from ..read import Source, from_record
 
-    budget = Budget()
     try:
-        return from_record(Source(path=path, found=extract(path, budget), budget=budget))
+        return from_record(Source(path=path, found=found or extract(path, budget), budget=budget))
     except (MetadataError, OSError):
         return None
 
 
-def _compare_record(path: Path, verdict: Verdict, active: dict[str, Any]) -> None:
-    """The record signed into the manifest against the one the file embeds (when it embeds one)."""
+def _compare_record(verdict: Verdict, active: dict[str, Any], record: Record | None) -> None:
+    """The record signed into the manifest against `record`, the one the file embeds (None: it embeds none)."""
     body = signed.find(active, signed.RECORD_LABEL)
     if not isinstance(body, dict):
         verdict.record = "not in the manifest (signed by another tool)"
@@ -268,7 +258,6 @@ def _compare_record(path: Path, verdict: Verdict, active: dict[str, Any]) -> Non
             verdict.record = "damaged in the manifest"
             _tampered(verdict, "the record in the manifest does not read")
             return
-    record = _embedded(path)
     if record is None:
         if theirs is not None and not _embeds_record(theirs):
             verdict.record = "in the manifest only"  # the c2pa target alone: nothing else to agree with
