@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from ..metadata import settings
+from ..reproduce.check import combo_options, input_specs
 from . import auth, requests, templates
 from .backend import ComfyClient
 from .errors import ApiError, bad_request, server_error
@@ -111,7 +112,8 @@ class Service:
     def _model_present(self, template: templates.Template, info: dict[str, Any], chosen: dict[str, str]) -> bool:
         for class_type, input_name, bundled_name in template.checkpoints():
             name = chosen.get(template.id) or chosen.get(template.family) or bundled_name
-            if name not in _combo(info, class_type, input_name):
+            options = combo_options(input_specs(info.get(class_type)).get(input_name))
+            if name not in (options or []):
                 return False
         return True
 
@@ -479,21 +481,11 @@ def _images_of(entry: dict[str, Any], save_node: str, prompt_id: str) -> list[di
     return [{**i, "prompt_id": prompt_id} for i in images if isinstance(i, dict)]
 
 
-def _combo(info: dict[str, Any], class_type: str, input_name: str) -> list[str]:
-    spec = ((info.get(class_type) or {}).get("input") or {}).get("required", {}).get(input_name)
-    if isinstance(spec, list) and spec:
-        first = spec[0]
-        if isinstance(first, list):
-            return [str(x) for x in first]
-        if first == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
-            return [str(x) for x in spec[1].get("options", [])]
-    return []
-
-
 def _folder_stamp(folder: Path | None) -> tuple[Any, ...]:
     if folder is None or not folder.is_dir():
         return ()
-    return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in folder.glob("*.json")))
+    stats = ((p.name, p.stat()) for p in folder.glob("*.json"))
+    return tuple(sorted((name, st.st_mtime_ns, st.st_size) for name, st in stats))
 
 
 def _default(found: dict[str, templates.Template], kind: str) -> str | None:

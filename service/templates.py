@@ -80,13 +80,13 @@ class Template:
         return node.get("inputs", {}).get(places[0].input)
 
     def checkpoints(self) -> list[tuple[str, str, str]]:
-        """(class_type, input, file name) of each model file the template loads."""
+        """(class_type, input, file name) of each model file the template loads: its `checkpoint` bindings."""
         found = []
-        for node in self.prompt.values():
-            for name in ("ckpt_name", "unet_name"):
-                value = node.get("inputs", {}).get(name)
-                if isinstance(value, str):
-                    found.append((str(node.get("class_type")), name, value))
+        for place in self.bindings.get("checkpoint", []):
+            node = self.prompt[place.node]
+            value = node.get("inputs", {}).get(place.input)
+            if isinstance(value, str):
+                found.append((str(node.get("class_type")), place.input, value))
         return found
 
 
