@@ -13,7 +13,6 @@ to sign is a SealError: the save encodes again without a manifest and its record
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import threading
@@ -402,8 +401,7 @@ def _format_of(path: Path) -> str:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    from ..hashing.digest import digest
+
     with path.open("rb") as fp:
-        for block in iter(lambda: fp.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return digest(fp).sha256
