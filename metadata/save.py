@@ -28,7 +28,6 @@ from PIL import Image as PILImage
 from . import files, infotext, manifest_log
 from . import runtime as runtime_merge
 from .capture import SaveContext, build_record, short
-from .credentials import manifest as c2pa_manifest
 from .credentials import signer
 from .formats import sidecar, xmp
 from .formats.base import (
@@ -254,7 +253,7 @@ def prepare(
     record.provenance.embedding = plan.placements
     if C2PA in targets:
         plan.seal = signer.plan(record, plan.placements, fmt.name)
-        if plan.seal is not None and len(record.to_json()) > c2pa_manifest.RECORD_INLINE_MAX:
+        if plan.seal is not None and not plan.seal.inline:
             plan.needs_sidecar_json = True  # the manifest signs its digest; the sidecar holds it
     _plan_sidecars(plan, targets)
     return payloads, plan

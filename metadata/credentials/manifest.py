@@ -37,18 +37,25 @@ def canonical_digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def record_assertion(record: Record, sidecar_name: str | None) -> dict[str, Any]:
+def fits_inline(record: Record) -> bool:
+    """Whether the manifest carries the record whole (else its digest, the JSON sidecar the record)."""
+    return len(record.to_json()) <= RECORD_INLINE_MAX
+
+
+def record_assertion(record: Record, sidecar_name: str | None, *, inline: bool) -> dict[str, Any]:
     data = record.to_dict()
     text = json.dumps(data, separators=(",", ":"), allow_nan=False)
     body: dict[str, Any] = {"schema": SCHEMA_ID, "sha256": canonical_digest(data), "bytes": len(text)}
-    if len(text) <= RECORD_INLINE_MAX:
+    if inline:
         body["record"] = text
     else:
         body["sidecar"] = sidecar_name
     return body
 
 
-def definition(record: Record, mime: str, *, ingredients: list[dict[str, Any]] | tuple[()] = ()) -> dict[str, Any]:
+def definition(
+    record: Record, mime: str, *, inline: bool, ingredients: list[dict[str, Any]] | tuple[()] = ()
+) -> dict[str, Any]:
     """The manifest definition c2pa-python's Builder takes."""
     prov = record.provenance
     created: dict[str, Any] = {"action": "c2pa.created", "digitalSourceType": prov.digital_source_type}
@@ -77,7 +84,11 @@ def definition(record: Record, mime: str, *, ingredients: list[dict[str, Any]] |
         "assertions": [
             {"label": ACTIONS_LABEL, "data": {"actions": [created]}},
             {"label": MODELS_LABEL, "kind": "Json", "data": {"models": models}},
-            {"label": RECORD_LABEL, "kind": "Json", "data": record_assertion(record, _sidecar(filename))},
+            {
+                "label": RECORD_LABEL,
+                "kind": "Json",
+                "data": record_assertion(record, _sidecar(filename), inline=inline),
+            },
         ],
     }
     if ingredients:

@@ -257,6 +257,9 @@ class Seal:
     record: Record
     fmt: str
     placement: Placement
+    # Decided once, when the save plans: the manifest holds the record whole, or its digest (and the plan
+    # then writes the JSON sidecar that holds it).
+    inline: bool = True
 
     @property
     def mime(self) -> str:
@@ -282,7 +285,7 @@ class Seal:
         except ImportError as err:
             raise SealError(LIBRARY_MISSING) from err
         ingredients, listed = _ingredients(self.record)
-        manifest = definition(self.record, self.mime, ingredients=listed)
+        manifest = definition(self.record, self.mime, inline=self.inline, ingredients=listed)
         creds = self.credentials
         try:
             info = c2pa.C2paSignerInfo(
@@ -347,7 +350,9 @@ def plan(record: Record, placements: list[Placement], fmt: str) -> Seal | None:
         return None
     if credentials.test:
         placement.reason = "signed with an untrusted test certificate"
-    return Seal(credentials=credentials, record=record, fmt=fmt, placement=placement)
+    from .manifest import fits_inline
+
+    return Seal(credentials=credentials, record=record, fmt=fmt, placement=placement, inline=fits_inline(record))
 
 
 def _ingredients(record: Record) -> tuple[list[tuple[dict[str, Any], Path, str]], list[dict[str, Any]]]:
